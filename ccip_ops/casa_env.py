@@ -1,0 +1,114 @@
+"""Offline CASA data configuration: the only module that knows about ``CASASITECONFIG``.
+
+casatools reads its configuration once, at import time. This module writes a site config
+file that points ``measurespath``/``datapath`` at the ``casadata`` package with every
+auto-update switched off, keeps CASA's cache and default log inside the project, and sets
+``CASASITECONFIG`` before casatools is imported. Call :func:`tools` / :func:`tasks` instead
+of importing casatools/casatasks directly so that the order is always right.
+
+Where things go:
+- ``$CCIP_CASA_DIR`` (default ``<project>/.casa``): ``casasiteconfig.py``, ``cache/``, ``logs/``.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def casa_dir() -> Path:
+    return Path(os.environ.get("CCIP_CASA_DIR", PROJECT_ROOT / ".casa")).resolve()
+
+
+def config_path() -> Path:
+    return casa_dir() / "casasiteconfig.py"
+
+
+def _config_text() -> str:
+    import casadata  # data package only; importing it does not start CASA
+
+    data = str(Path(casadata.datapath).resolve())
+    d = casa_dir()
+    return (
+        "# Written by ccip_ops.casa_env: offline CASA data from the casadata package.\n"
+        f"measurespath = {data!r}\n"
+        f"datapath = [{data!r}]\n"
+        "measures_auto_update = False\n"
+        "data_auto_update = False\n"
+        "skipnetworkcheck = True\n"
+        f"cachedir = {str(d / 'cache')!r}\n"
+        f"logfile = {str(d / 'logs' / 'casa-default.log')!r}\n"
+        "nologger = True\n"
+        "nogui = True\n"
+        "agg = True\n"
+        "casaconfig_verbose = 0\n"
+    )
+
+
+def write_config() -> Path:
+    """Write (idempotently) the site config file and return its path."""
+    d = casa_dir()
+    for sub in ("cache", "logs"):
+        (d / sub).mkdir(parents=True, exist_ok=True)
+    path = config_path()
+    text = _config_text()
+    if not path.exists() or path.read_text() != text:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return path
+
+
+def ensure() -> Path:
+    """Make sure casatools will load (or has loaded) the offline configuration."""
+    path = write_config()
+    current = os.environ.get("CASASITECONFIG")
+    if "casatools" in sys.modules and current != str(path):
+        raise RuntimeError(
+            "casatools was imported before ccip_ops.casa_env configured it "
+            f"(CASASITECONFIG={current!r}); import CASA through ccip_ops.casa_env.tools()"
+        )
+    os.environ["CASASITECONFIG"] = str(path)
+    return path
+
+
+def tools():
+    """Return the configured ``casatools`` module."""
+    ensure()
+    return importlib.import_module("casatools")
+
+
+def tasks():
+    """Return the configured ``casatasks`` module."""
+    ensure()
+    return importlib.import_module("casatasks")
+
+
+def set_log(path: str | os.PathLike) -> None:
+    """Send the CASA log of this process to ``path`` (one task, one CASA log file)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tasks().casalog.setlogfile(str(p))
+
+
+def versions() -> dict:
+    ct = tools()
+    out = {"casatools": ct.version_string()}
+    try:
+        out["casatasks"] = tasks().version_string()
+    except Exception:  # pragma: no cover - casatasks always present in our installs
+        pass
+    return out
+
+
+if __name__ == "__main__":  # `python -m ccip_ops.casa_env` writes the config and checks it
+    p = ensure()
+    print(f"CASA site config: {p}")
+    ct = tools()
+    me = ct.measures()
+    obs = me.observatory("EVLA")
+    assert obs["refer"], "EVLA position not found in the offline measures data"
+    print(f"casatools {ct.version_string()} with offline data: OK")

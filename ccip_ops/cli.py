@@ -1,0 +1,57 @@
+"""``ccip``: simulate a field, or run a whole field serially without Airflow.
+
+    ccip simulate [--archive DIR] [--field-id ID] [--preset tiny|small|vlass-b]
+    ccip run FIELD_ID [--archive DIR] [--work DIR] [--run-id ID] [--spw-groups 2,3 4,5 ...]
+    ccip casa-config
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="ccip", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("simulate", help="write a simulated VLASS field into an archive folder")
+    s.add_argument("--archive", help="archive root (default: $CCIP_ARCHIVE_ROOT or .data/archive)")
+    s.add_argument("--field-id", default=None)
+    s.add_argument("--preset", default="tiny")
+    r = sub.add_parser("run", help="run every stage of one field serially, without Airflow")
+    r.add_argument("field_id")
+    r.add_argument("--archive")
+    r.add_argument("--work")
+    r.add_argument("--run-id")
+    r.add_argument("--spw-groups", nargs="+", help="override the CCIP spw groups, e.g. 2,3 4,5")
+    sub.add_parser("casa-config", help="write the offline CASA configuration and check it")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from . import casa_env, runtree
+
+    if a.cmd == "casa-config":
+        print(casa_env.ensure())
+        print(casa_env.versions())
+        return 0
+    if a.cmd == "simulate":
+        from .simulate import DEFAULT_FIELD_ID, simulate_field
+
+        path = simulate_field(a.archive or runtree.archive_root(), a.field_id or DEFAULT_FIELD_ID, a.preset)
+        print(path)
+        return 0
+    from .model import CcipInputError
+    from .pipeline import run_serial
+
+    params = {"spw_groups": a.spw_groups} if a.spw_groups else {}
+    try:
+        out = run_serial(a.field_id, a.run_id, params, a.archive, a.work)
+    except CcipInputError as e:
+        print(f"ccip: bad input: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(out, indent=1))
+    return 1 if out["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""VLASS numbers and formulas: imaging parameters, field selection, SEFD, position correction."""

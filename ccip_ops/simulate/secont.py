@@ -1,0 +1,180 @@
+"""Run the VLASS-SE-CONT steps that leave the products the cube pipeline restores from.
+
+On a copy of the PIMS, in an SE working directory, in the SE recipe's order:
+transform (``<name>_split.ms``, ``initweights(nyq)``) -> stage-5 imaging (Stokes I, mtmfs
+nterms=2 at 3 GHz, robust -2, Tier-1 mask from the "QL catalogue", ``savemodel``) ->
+checkflag (clip of the residual RFI) -> statwt (VLASS-SE settings; its flag backup is
+``statwt_1``) -> phase self-calibration (gaincal with the SE settings) and applycal ->
+Tier-2 combined mask. The resources are packed into ``reimaging_resources.tgz`` with the
+member names of spec/ccip_reference.md §2.2, and the final SE state (FLAG, WEIGHT,
+CORRECTED_DATA) is kept so the restore stage can be checked against it.
+"""
+from __future__ import annotations
+
+import shutil
+import tarfile
+from pathlib import Path
+
+import numpy as np
+
+from .. import casa_env
+from .observe import RFI_CLIP_JY
+
+SELFCAL_STAGE = 8  # SE recipe stage of hifv_selfcal
+IMAGING_STAGE = 5  # SE recipe stage of the first makeimages (selfcal model)
+TIER2_STAGE = 12  # SE recipe stage of hifv_vlassmasking tier-2
+REFANT = "W01"
+
+
+def se_stage1_tclean_args(vis: str, imagename: str, imsize: int, cell: str, phasecenter: str) -> dict:
+    """Stage-1 VLASS-SE heuristics (spec §1, stage 2) as tclean arguments."""
+    return dict(
+        vis=vis, imagename=imagename, datacolumn="data", stokes="I", specmode="mfs",
+        deconvolver="mtmfs", nterms=2, reffreq="3.0GHz", gridder="mosaic", imsize=[imsize, imsize],
+        cell=cell, phasecenter=phasecenter, weighting="briggs", robust=-2.0, uvtaper=["2.6476arcsec"],
+        uvrange="<12km", pblimit=0.1, intent="", mosweight=False, conjbeams=False, usepointing=False,
+        perchanweightdensity=False, psfcutoff=0.5, parallel=False,
+    )
+
+
+def _circle_mask(template: str, out: str, sources: list[dict], radius_arcsec: float, min_flux: float) -> int:
+    """A Stokes-I mask on ``template``'s grid with circles at catalogue sources."""
+    ct = casa_env.tools()
+    ia = ct.image()
+    ia.fromimage(outfile=out, infile=template, overwrite=True)
+    ia.close()
+    ia.open(out)
+    cs = ia.coordsys()
+    shape = ia.shape()
+    cell = abs(cs.increment()["numeric"][0]) * 206264.80624709636
+    data = np.zeros(shape, dtype=np.float32)
+    yy, xx = np.meshgrid(np.arange(shape[1]), np.arange(shape[0]))
+    n = 0
+    for s in sources:
+        if s["flux_3ghz_jy"] < min_flux:
+            continue
+        w = cs.referencevalue()["numeric"].copy()
+        w[0], w[1] = np.radians(s["ra_deg"]), np.radians(s["dec_deg"])
+        px = cs.topixel(w)["numeric"]
+        inside = (xx - px[0]) ** 2 + (yy - px[1]) ** 2 <= (radius_arcsec / cell) ** 2
+        if inside.any():
+            data[inside, ...] = 1.0
+            n += 1
+    ia.putchunk(data)
+    ia.done()
+    cs.done()
+    return n
+
+
+def _threshold_mask(image: str, out: str, nsigma: float) -> None:
+    ct = casa_env.tools()
+    ia = ct.image()
+    ia.open(image)
+    a = ia.getchunk()
+    ia.close()
+    med = np.median(a)
+    rms = 1.4826 * np.median(np.abs(a - med))
+    ia.fromimage(outfile=out, infile=image, overwrite=True)
+    ia.close()
+    ia.open(out)
+    ia.putchunk((a > nsigma * rms).astype(np.float32))
+    ia.done()
+
+
+def _combine_masks(a: str, b: str, out: str) -> None:
+    ct = casa_env.tools()
+    ia = ct.image()
+    ia.open(a)
+    ma = ia.getchunk()
+    ia.close()
+    ia.open(b)
+    mb = ia.getchunk()
+    ia.close()
+    ia.fromimage(outfile=out, infile=a, overwrite=True)
+    ia.close()
+    ia.open(out)
+    ia.putchunk(np.maximum(ma, mb).astype(np.float32))
+    ia.done()
+
+
+def run_se_cont(pims: Path, sedir: Path, seip_imagename: str, imsize: int, cell: str,
+                phasecenter: str, sources: list[dict], spws: str, out_tgz: Path, out_state: Path) -> dict:
+    """Run the SE-CONT steps in ``sedir``; write the tarball and the SE state file."""
+    tk = casa_env.tasks()
+    ct = casa_env.tools()
+    sedir.mkdir(parents=True, exist_ok=True)
+    vis_name = pims.name[: -len(".ms")] + "_split.ms"
+    vis = str(sedir / vis_name)
+    img = seip_imagename
+    # SE stage 3: transform
+    tk.mstransform(vis=str(pims), outputvis=vis, spw=spws, datacolumn="data", reindex=False)
+    tk.initweights(vis=vis, wtmode="nyq")
+    # SE stage 5: iter0 for the grid, Tier-1 mask from the catalogue, iter1 with savemodel
+    root = str(sedir / f"s{IMAGING_STAGE}_0.{img}.I")
+    tk.tclean(**se_stage1_tclean_args(vis, root + ".iter0", imsize, cell, phasecenter), niter=0)
+    tier1 = str(sedir / f"s{IMAGING_STAGE - 1}_0.{img}.QLcatmask-tier1.mask")
+    n_cat = _circle_mask(root + ".iter0.pb.tt0", tier1, sources, radius_arcsec=40.0, min_flux=0.005)
+    tk.tclean(**se_stage1_tclean_args(vis, root + ".iter1", imsize, cell, phasecenter),
+              niter=2000, nsigma=3.0, cycleniter=500, usemask="user", mask=tier1,
+              savemodel="modelcolumn")
+    # SE stage 6: checkflag (the residual RFI spikes)
+    tk.flagdata(vis=vis, mode="clip", datacolumn="data", clipminmax=[0.0, RFI_CLIP_JY],
+                clipoutside=True, correlation="ABS_ALL", flagbackup=False)
+    # SE stage 7: statwt, VLASS-SE settings; its own flag backup is statwt_1
+    tk.statwt(vis=vis, datacolumn="residual_data", combine="field,scan,state,corr",
+              timebin="1yr", chanbin=1, fitspw="", field="", spw="")
+    # SE stage 8: phase self-calibration
+    caltable = str(sedir / f"{vis_name}.hifv_selfcal.s{SELFCAL_STAGE}_1.phase-self-cal.tbl")
+    tk.gaincal(vis=vis, caltable=caltable, solint="inf", combine="spw,field", gaintype="G",
+               calmode="p", minsnr=5.0, minblperant=4, refant=REFANT, refantmode="strict",
+               parang=False)
+    tb = ct.table()
+    tb.open(vis + "/SPECTRAL_WINDOW")
+    nspw = tb.nrows()
+    tb.close()
+    lowest = min(int(s) for s in _expand_spws(spws))
+    tk.applycal(vis=vis, gaintable=[caltable], interp=["nearest"], spwmap=[nspw * [lowest]],
+                parang=False, applymode="calonly", calwt=False, flagbackup=False)
+    # SE stage 12: Tier-2 = Tier-1 + a second mask from the selfcal image
+    second = str(sedir / f"s{TIER2_STAGE}_0.{img}.secondmask.mask")
+    _threshold_mask(root + ".iter1.image.tt0", second, nsigma=5.0)
+    tier2 = str(sedir / f"s{TIER2_STAGE}_0.{img}.combined-tier2.mask")
+    _combine_masks(tier1, second, tier2)
+    # the SE-CONT final state, to compare the restore against
+    tb.open(vis)
+    np.savez_compressed(out_state, FLAG=tb.getcol("FLAG"), WEIGHT=tb.getcol("WEIGHT"),
+                        CORRECTED_DATA=tb.getcol("CORRECTED_DATA"), TIME=tb.getcol("TIME"),
+                        ANTENNA1=tb.getcol("ANTENNA1"), ANTENNA2=tb.getcol("ANTENNA2"),
+                        DATA_DESC_ID=tb.getcol("DATA_DESC_ID"))
+    tb.close()
+    members = [
+        f"{vis_name}.flagversions",
+        Path(caltable).name,
+        f"s{IMAGING_STAGE}_0.{img}.I.iter1.model.tt0",
+        f"s{IMAGING_STAGE}_0.{img}.I.iter1.model.tt1",
+        Path(tier1).name,
+        Path(second).name,
+        Path(tier2).name,
+    ]
+    tmp = out_tgz.with_name(out_tgz.name + ".partial")
+    with tarfile.open(tmp, "w:gz") as tar:
+        for m in members:
+            tar.add(str(sedir / m), arcname=m)
+    tmp.replace(out_tgz)
+    return {"selfcal_table": Path(caltable).name, "tier1_sources": n_cat, "refant": REFANT,
+            "tgz_members": members, "split_vis": vis_name}
+
+
+def _expand_spws(spws: str) -> list[str]:
+    out = []
+    for part in spws.split(","):
+        if "~" in part:
+            a, b = part.split("~")
+            out += [str(i) for i in range(int(a), int(b) + 1)]
+        else:
+            out.append(part)
+    return out
+
+
+def cleanup(sedir: Path) -> None:
+    shutil.rmtree(sedir, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""One module per NRAO recipe stage; each has a ``run(...)`` taking paths and dataclasses."""

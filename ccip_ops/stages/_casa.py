@@ -1,0 +1,78 @@
+"""Calling CASA tasks from a stage: logged, timed, memory-sampled, and recorded.
+
+Every call is appended to ``working/casa_commands.log`` as the command that ran (what NRAO
+exports as ``casa_commands.log``) and to the caller's list of call records (parameters,
+wall time, peak resident memory of the process during the call).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+
+from .. import casa_env
+
+log = logging.getLogger("ccip")
+
+
+class _PeakRSS:
+    def __init__(self, interval: float = 0.2):
+        import psutil
+
+        self._p = psutil.Process()
+        self.peak = self._p.memory_info().rss
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, args=(interval,), daemon=True)
+
+    def _run(self, interval):
+        while not self._stop.wait(interval):
+            try:
+                self.peak = max(self.peak, self._p.memory_info().rss)
+            except Exception:  # pragma: no cover - process is going away
+                return
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, self._p.memory_info().rss)
+
+
+def _fmt(v):
+    return repr(v)
+
+
+class Casa:
+    """Runs casatasks for one stage in ``working`` and keeps the record of what ran."""
+
+    def __init__(self, working: Path, stage: str):
+        self.working = Path(working)
+        self.stage = stage
+        self.calls: list[dict] = []
+        casa_env.set_log(self.working / "logs" / f"{stage}.casa.log")
+
+    def __call__(self, task: str, **kw):
+        tk = casa_env.tasks()
+        fn = getattr(tk, task)
+        cmd = f"{task}(" + ", ".join(f"{k}={_fmt(v)}" for k, v in kw.items()) + ")"
+        log.info("CASA %s", cmd)
+        t0 = time.time()
+        with _PeakRSS() as mem:
+            out = fn(**kw)
+        wall = time.time() - t0
+        rec = {"task": task, "stage": self.stage, "wall_s": round(wall, 3),
+               "peak_rss_mb": round(mem.peak / 2**20, 1), "params": kw}
+        self.calls.append(rec)
+        with open(self.working / "casa_commands.log", "a") as f:
+            f.write(f"# {self.stage}: {wall:.1f} s, peak RSS {rec['peak_rss_mb']} MB\n{cmd}\n")
+        log.info("CASA %s done in %.1f s (peak RSS %.0f MB)", task, wall, rec["peak_rss_mb"])
+        return out
+
+    def records(self) -> list[dict]:
+        """The call records as plain JSON values."""
+        return json.loads(json.dumps(self.calls, default=str))
