@@ -54,16 +54,34 @@ class Casa:
         self.working = Path(working)
         self.stage = stage
         self.calls: list[dict] = []
-        casa_env.set_log(self.working / "logs" / f"{stage}.casa.log")
+        self.logfile = self.working / "logs" / f"{stage}.casa.log"
+        casa_env.set_log(self.logfile)
+
+    def _forward_casa_log(self, offset: int) -> None:
+        """Copy CASA's WARN/SEVERE lines of this call into the task log."""
+        try:
+            with open(self.logfile, "rb") as f:
+                f.seek(offset)
+                for line in f.read().decode(errors="replace").splitlines():
+                    if "\tSEVERE\t" in line and "Leap second table" not in line and "dUTC" not in line:
+                        log.error("CASA: %s", line.split("\t", 3)[-1])
+                    elif "\tWARN\t" in line:
+                        log.warning("CASA: %s", line.split("\t", 3)[-1])
+        except OSError:
+            pass
 
     def __call__(self, task: str, **kw):
         tk = casa_env.tasks()
         fn = getattr(tk, task)
         cmd = f"{task}(" + ", ".join(f"{k}={_fmt(v)}" for k, v in kw.items()) + ")"
         log.info("CASA %s", cmd)
+        offset = self.logfile.stat().st_size if self.logfile.exists() else 0
         t0 = time.time()
-        with _PeakRSS() as mem:
-            out = fn(**kw)
+        try:
+            with _PeakRSS() as mem:
+                out = fn(**kw)
+        finally:
+            self._forward_casa_log(offset)
         wall = time.time() - t0
         rec = {"task": task, "stage": self.stage, "wall_s": round(wall, 3),
                "peak_rss_mb": round(mem.peak / 2**20, 1), "params": kw}

@@ -1,0 +1,69 @@
+# ccip: VLASS Coarse Cube Imaging Pipeline on Airflow + CASA
+#   make demo   set up, simulate a small field, run it through Airflow, print where the results are
+#   make test   set up, then the whole test suite
+#   make airflow  the Airflow UI on localhost:8080 with the project's DAGs
+SHELL := /bin/bash
+PYTHON ?= python3
+ROOT := $(abspath .)
+VENV := $(ROOT)/.venv
+PY := $(VENV)/bin/python
+FIELD ?= T10t02.J005000-023000
+PRESET ?= small
+
+export AIRFLOW_HOME ?= $(ROOT)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(ROOT)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(ROOT)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := False
+export CCIP_ARCHIVE_ROOT ?= $(ROOT)/.data/archive
+export CCIP_WORK_ROOT ?= $(ROOT)/.data/work
+export CCIP_CASA_DIR ?= $(ROOT)/.casa
+export PYTHONUNBUFFERED := 1
+
+.PHONY: install casa-config airflow-db demo test test-fast airflow airflow-stop simulate clean lock
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip wheel setuptools
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+casa-config: install
+	$(PY) -m ccip_ops.casa_env
+
+airflow-db: install
+	@mkdir -p $(AIRFLOW_HOME)
+	$(VENV)/bin/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (tail -20 $(AIRFLOW_HOME)/db-migrate.log; exit 1)
+
+simulate: casa-config
+	@if [ -d "$(CCIP_ARCHIVE_ROOT)/$(FIELD)" ]; then echo "field $(FIELD) already in $(CCIP_ARCHIVE_ROOT)"; \
+	else $(VENV)/bin/ccip simulate --archive $(CCIP_ARCHIVE_ROOT) --field-id $(FIELD) --preset $(PRESET); fi
+
+demo: casa-config airflow-db simulate
+	@set -o pipefail; rc=0; $(PY) scripts/airflow_local.py run $(FIELD) || rc=$$?; \
+	$(PY) scripts/airflow_local.py stop; \
+	run=$$(ls -td $(CCIP_WORK_ROOT)/$(FIELD)/*/ | head -1); \
+	echo ""; echo "Products: $${run}products"; echo "Weblog:   $${run}html/index.html"; \
+	echo "Browse it in Airflow: make airflow"; exit $$rc
+
+test: casa-config
+	$(PY) -m pytest -ra tests
+
+test-fast: casa-config
+	$(PY) -m pytest -ra -m "not casa and not airflow" tests
+
+airflow: casa-config airflow-db
+	$(PY) scripts/airflow_local.py start
+	@$(PY) scripts/airflow_local.py login
+	@echo "Stop it with: make airflow-stop"
+
+airflow-stop:
+	$(PY) scripts/airflow_local.py stop
+
+lock:  # regenerate the pinned dependency set from the current environment
+	$(PY) -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
+
+clean:
+	rm -rf .airflow .data .casa .pytest_cache

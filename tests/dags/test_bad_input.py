@@ -1,0 +1,48 @@
+"""Bad input fails the first task with a message naming what is missing, with no retries."""
+import shutil
+
+import pytest
+
+pytestmark = pytest.mark.airflow
+
+
+def _first_task_failure(dag, field_id, capfd):
+    dr = dag.test(run_conf={"field_id": field_id})
+    out = capfd.readouterr()
+    tis = {ti.task_id: ti for ti in dr.get_task_instances()}
+    return dr, tis, out.out + out.err
+
+
+def test_missing_archive_folder(dag, archive_root, capfd):
+    fid = "T99t99.J000000+000000"
+    dr, tis, log = _first_task_failure(dag, fid, capfd)
+    assert dr.state == "failed"
+    assert tis["stage_inputs"].state == "failed"
+    assert tis["stage_inputs"].try_number == 1 and tis["stage_inputs"].max_tries == 0
+    assert tis["transform"].state == "upstream_failed"
+    assert "archive folder for this field does not exist" in log and fid in log
+
+
+def test_folder_without_pims(dag, archive_root, tiny_field, capfd):
+    fid = "T10t03.J010000-023000"
+    d = archive_root / fid
+    d.mkdir()
+    for f in ("reimaging_resources.tgz", "SEIP_parameter.list", "CCIP_parameter.list"):
+        shutil.copy2(tiny_field / f, d / f)
+    dr, tis, log = _first_task_failure(dag, fid, capfd)
+    assert dr.state == "failed"
+    assert tis["stage_inputs"].state == "failed" and tis["stage_inputs"].try_number == 1
+    assert "no PIMS" in log and str(d) in log
+
+
+def test_field_id_pattern_refused_by_the_trigger_form(dag):
+    import copy
+
+    good = copy.deepcopy(dag.params)
+    good["field_id"] = "T10t02.J005000-023000"
+    good.validate()
+    for bad in ("../T10t02.J005000-023000", "T1t02.J005000-023000", ""):
+        p = copy.deepcopy(dag.params)
+        with pytest.raises(Exception, match="does not match"):
+            p["field_id"] = bad
+            p.validate()

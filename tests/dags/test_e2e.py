@@ -1,0 +1,61 @@
+"""vlass_se_cube end to end with dag.test() on the tiny field (real Airflow, real CASA)."""
+import json
+
+import pytest
+
+pytestmark = [pytest.mark.casa, pytest.mark.airflow]
+
+
+def test_run_succeeds_with_a_product_per_kept_group(e2e_run, truth):
+    from astropy.io import fits
+
+    dr, tree = e2e_run
+    tis = {(ti.task_id, ti.map_index): ti for ti in dr.get_task_instances()}
+    assert dr.state == "success", {k: ti.state for k, ti in tis.items()}
+    groups = [g for g in truth["preset"]["spw_groups"] if g != truth["flagged_group"]]
+    mapped = sorted(ti.rendered_map_index for (tid, _), ti in tis.items() if tid == "image_spw_group")
+    assert mapped == sorted("spw" + g.replace(",", "_") for g in groups)
+    img = truth["names"]["ccip_imagename"]
+    for g in groups:
+        label = "spw" + g.replace(",", "_")
+        iqu = tree.products / f"{img}.{label}.IQU.iter3.image.pbcor.tt0.subim.fits"
+        v = tree.products / f"{img}.{label}.V.iter3.image.pbcor.tt0.subim.fits"
+        with fits.open(iqu) as h:
+            assert h[0].header["NAXIS4"] == 3 and h[0].header["CTYPE4"] == "STOKES"
+            assert h[0].header["CRVAL4"] == 1  # I, Q, U
+            beams = h["BEAMS"].data  # per-plane beams, one row per Stokes plane
+            assert len(beams) == 3 and (beams["BMAJ"] > 0).all() and (beams["BMIN"] <= beams["BMAJ"]).all()
+        with fits.open(v) as h:
+            assert h[0].header["NAXIS4"] == 1 and h[0].header["CRVAL4"] == 4  # V
+    assert (tree.html / "index.html").exists()
+
+
+def test_fully_flagged_group_is_skipped_with_a_warning(e2e_run, truth):
+    dr, tree = e2e_run
+    flagged = truth["flagged_group"]
+    assert flagged
+    targets = json.loads((tree.working / "ccip_targets.json").read_text())
+    assert targets["skipped_flagged"] == [flagged]
+    assert flagged not in [t["group"] for t in targets["targets"]]
+    html = (tree.html / "index.html").read_text()
+    assert f"spw group {flagged} is 100% flagged" in html
+    assert "error-banner" not in html
+
+
+def test_restore_reproduces_the_se_cont_state(e2e_run, truth, tiny_field):
+    """restorepims: FLAG, WEIGHT and CORRECTED_DATA equal SE-CONT's final state."""
+    import numpy as np
+
+    from ccip_ops import casa_env
+
+    dr, tree = e2e_run
+    se = np.load(tiny_field / "se_cont_state.npz")
+    tb = casa_env.tools().table()
+    tb.open(str(tree.working / (truth["names"]["pims"] + "_split.ms")))
+    try:
+        assert (tb.getcol("TIME") == se["TIME"]).all()
+        assert (tb.getcol("FLAG") == se["FLAG"]).all()
+        np.testing.assert_allclose(tb.getcol("WEIGHT"), se["WEIGHT"], rtol=1e-6)
+        np.testing.assert_allclose(tb.getcol("CORRECTED_DATA"), se["CORRECTED_DATA"], rtol=0, atol=1e-6)
+    finally:
+        tb.close()

@@ -1,0 +1,70 @@
+"""The first task refuses a bad archive folder with a message naming what is missing,
+and never writes into the archive."""
+
+import pytest
+
+from ccip_ops.model import CcipInputError
+from ccip_ops.runtree import RunTree
+from ccip_ops.stages import stage_inputs
+
+FID = "T10t02.J005000-023000"
+
+
+def make_field(root, pims=True, tgz=True, seip=True, ccip=True):
+    d = root / FID
+    d.mkdir(parents=True)
+    if pims:
+        (d / "VLASS2.1.sb1.eb1.58000.1.ms").mkdir()
+        (d / "VLASS2.1.sb1.eb1.58000.1.ms" / "table.dat").write_bytes(b"x")
+    for flag, name in ((tgz, "reimaging_resources.tgz"), (seip, "SEIP_parameter.list"), (ccip, "CCIP_parameter.list")):
+        if flag:
+            (d / name).write_text("x")
+    return d
+
+
+def snapshot(d):
+    return sorted((str(p.relative_to(d)), p.stat().st_mtime_ns, p.stat().st_size) for p in d.rglob("*"))
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(CcipInputError, match=f"archive folder for this field does not exist: .*{FID}"):
+        stage_inputs.run(tmp_path / "archive", FID, RunTree(tmp_path / "run"))
+
+
+@pytest.mark.parametrize("missing, msg", [
+    ("pims", "no PIMS"),
+    ("tgz", "missing reimaging_resources.tgz"),
+    ("seip", "missing SEIP_parameter.list"),
+    ("ccip", "missing CCIP_parameter.list"),
+])
+def test_missing_input_named(tmp_path, missing, msg):
+    d = make_field(tmp_path / "archive", **{missing: False})
+    before = snapshot(d)
+    with pytest.raises(CcipInputError, match=msg):
+        stage_inputs.run(tmp_path / "archive", FID, RunTree(tmp_path / "run"))
+    assert snapshot(d) == before
+
+
+def test_every_missing_input_in_one_message(tmp_path):
+    make_field(tmp_path / "archive", pims=False, tgz=False)
+    with pytest.raises(CcipInputError) as e:
+        stage_inputs.run(tmp_path / "archive", FID, RunTree(tmp_path / "run"))
+    assert "no PIMS" in str(e.value) and "reimaging_resources.tgz" in str(e.value)
+
+
+def test_bad_field_id_is_never_a_path(tmp_path):
+    with pytest.raises(CcipInputError, match="does not match"):
+        stage_inputs.run(tmp_path, "../etc", RunTree(tmp_path / "run"))
+
+
+def test_copies_and_leaves_archive_untouched(tmp_path):
+    d = make_field(tmp_path / "archive")
+    before = snapshot(d)
+    tree = RunTree(tmp_path / "run")
+    out = stage_inputs.run(tmp_path / "archive", FID, tree)
+    assert (tree.root / out["pims"] / "table.dat").exists()
+    assert (tree.working / "CCIP_parameter.list").exists()
+    assert not list(tree.working.glob("*.partial"))
+    # a retry starts clean and gives the same copies
+    out2 = stage_inputs.run(tmp_path / "archive", FID, tree)
+    assert out2 == out and snapshot(d) == before
