@@ -11,7 +11,8 @@ In the NRAO order:
 2. back up the initial flags as ``hifv_restorepims_initial`` (once);
 3. fill MODEL_DATA from the SE model images with the SE stage-1 heuristics (iter0 with
    ``calcres=False``, model copied in under the iter0 name, then a predict-only tclean); on a
-   re-run, first restore ``hifv_restorepims_initial`` and re-initialise the weights;
+   re-run, first restore ``hifv_restorepims_initial``, re-initialise the weights and drop
+   CORRECTED_DATA (otherwise statwt would write SIGMA instead of WEIGHT);
 4. restore the SE flags ``statwt_1``; 5. re-run statwt with the SE settings;
 6. apply the selfcal table with the SE settings (fills CORRECTED_DATA).
 
@@ -178,6 +179,13 @@ def run(tree: RunTree, vis_rel: str, seip_target: dict) -> dict:
         if _flagversion_exists(vis, "hifv_restorepims_initial"):
             casa("flagmanager", vis=str(vis), mode="restore", versionname="hifv_restorepims_initial")
         casa("initweights", vis=str(vis), wtmode="nyq")
+        # Departure from NRAO: with a CORRECTED_DATA column present, statwt(datacolumn='residual_data')
+        # updates SIGMA but not WEIGHT, so the re-run would keep Nyquist weights. SE ran statwt before
+        # selfcal, without that column; drop it (applycal below writes it again).
+        tb.open(str(vis), nomodify=False)
+        if "CORRECTED_DATA" in tb.colnames():
+            tb.removecols(["CORRECTED_DATA"])
+        tb.close()
     model = res["model_images"][0]
     restore_imagename = model[: model.rindex(".model")]
     root = f"s{RESTORE_STAGE}_0.{img}.I.iter0"
