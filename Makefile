@@ -20,7 +20,7 @@ export CCIP_WORK_ROOT ?= $(ROOT)/.data/work
 export CCIP_CASA_DIR ?= $(ROOT)/.casa
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install casa-config airflow-db demo test test-fast airflow airflow-stop simulate clean lock
+.PHONY: install casa-config airflow-db demo test test-fast airflow airflow-stop simulate bench clean lock
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -67,3 +67,6 @@ lock:  # regenerate the pinned dependency set from the current environment
 
 clean:
 	rm -rf .airflow .data .casa .pytest_cache
+
+bench: casa-config  # on demand, never part of make test
+	$(PY) bench/imaging_scale.py

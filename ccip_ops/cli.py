@@ -1,6 +1,7 @@
 """``ccip``: simulate a field, or run a whole field serially without Airflow.
 
-    ccip simulate [--archive DIR] [--field-id ID] [--preset tiny|small|vlass-b]
+    ccip simulate [--archive DIR] [--field-id ID] [--preset tiny|small|vlass-b] [--nchan N]
+                  [--flag-group 14,15,16,17|none] [--seed N]
     ccip run FIELD_ID [--archive DIR] [--work DIR] [--run-id ID] [--spw-groups 2,3 4,5 ...]
     ccip casa-config
 """
@@ -19,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--archive", help="archive root (default: $CCIP_ARCHIVE_ROOT or .data/archive)")
     s.add_argument("--field-id", default=None)
     s.add_argument("--preset", default="tiny")
+    s.add_argument("--nchan", type=int, help="channels per 128 MHz spw (default: the preset's)")
+    s.add_argument("--flag-group", help="spw group to flag completely, e.g. 14,15,16,17; 'none' for none")
+    s.add_argument("--seed", type=int, help="random seed (sky, noise, phase errors)")
     r = sub.add_parser("run", help="run every stage of one field serially, without Airflow")
     r.add_argument("field_id")
     r.add_argument("--archive")
@@ -37,7 +41,17 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "simulate":
         from .simulate import DEFAULT_FIELD_ID, simulate_field
 
-        path = simulate_field(a.archive or runtree.archive_root(), a.field_id or DEFAULT_FIELD_ID, a.preset)
+        from .simulate import presets
+
+        over = {}
+        if a.nchan:
+            over["nchan"] = a.nchan
+        if a.flag_group:
+            over["flag_group"] = None if a.flag_group.lower() == "none" else a.flag_group
+        if a.seed is not None:
+            over["seed"] = a.seed
+        preset = presets.get(a.preset, **over)
+        path = simulate_field(a.archive or runtree.archive_root(), a.field_id or DEFAULT_FIELD_ID, preset)
         print(path)
         return 0
     from .model import CcipInputError

@@ -38,7 +38,7 @@ class Preset:
 
 PRESETS = {
     "tiny": Preset("tiny"),
-    "small": Preset("small", nchan=4, rows=3, cols=4, visits=(-1.5, 0.0, 1.5), imsize=400,
+    "small": Preset("small", nchan=2, rows=3, cols=3, visits=(-1.5, 1.5), imsize=360,
                     spw_groups=("2,3", "4,5", "6,7", "8,9", "10,11", "12,13", "14,15", "16,17"),
                     flag_group="16,17", n_faint=8),
     "vlass-b": Preset("vlass-b", config="b", nchan=4, rows=3, cols=4, visits=(-1.0, 0.0, 1.0),
