@@ -7,7 +7,8 @@ auto-update switched off, keeps CASA's cache and default log inside the project,
 of importing casatools/casatasks directly so that the order is always right.
 
 Where things go:
-- ``$CCIP_CASA_DIR`` (default ``<project>/.casa``): ``casasiteconfig.py``, ``cache/``, ``logs/``.
+- ``$CCIP_CASA_DIR`` (default ``<project>/.casa``): ``casasiteconfig.py``, ``cache/``, ``logs/``, and
+  ``matplotlib/`` (``MPLCONFIGDIR``, unless already set: casatasks imports matplotlib).
 """
 from __future__ import annotations
 
@@ -72,6 +73,8 @@ def ensure() -> Path:
             f"(CASASITECONFIG={current!r}); import CASA through ccip_ops.casa_env.tools()"
         )
     os.environ["CASASITECONFIG"] = str(path)
+    # casatasks imports matplotlib, which would write its cache under ~/.cache and ~/.config
+    os.environ.setdefault("MPLCONFIGDIR", str(casa_dir() / "matplotlib"))
     return path
 
 

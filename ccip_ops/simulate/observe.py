@@ -110,14 +110,14 @@ def build_skeleton(ms: Path, p: Preset, ra0: float, dec0: float) -> dict:
     return {"fields": fields, "antennas": names, "n_scans": int(scan.max())}
 
 
-def primary_beam_profiles(ms: Path, nchan: int, workdir: Path):
+def primary_beam_profiles(ms: Path, nchan: int, workdir: Path, spws=range(18)):
     """CASA's EVLA power primary beam as radial profiles: {spw: (r_arcmin, pb[chan, r])}."""
     ct = casa_env.tools()
     im, ia = ct.imager(), ct.image()
     out = {}
     cell_arcsec = 6.0
     npix = 512
-    for spw in range(18):
+    for spw in spws:
         name = str(workdir / f"pb_spw{spw}.im")
         im.open(str(ms))
         im.selectvis(field=0, spw=spw)

@@ -6,6 +6,7 @@ wall time, peak resident memory of the process during the call).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -78,7 +79,9 @@ class Casa:
         offset = self.logfile.stat().st_size if self.logfile.exists() else 0
         t0 = time.time()
         try:
-            with _PeakRSS() as mem:
+            # CASA pages temporary images (TempLattice*) into the current directory: keep them in
+            # the run's working tree, as NRAO runs in its working directory
+            with contextlib.chdir(self.working), _PeakRSS() as mem:
                 out = fn(**kw)
         finally:
             self._forward_casa_log(offset)

@@ -46,3 +46,33 @@ def test_field_id_pattern_refused_by_the_trigger_form(dag):
         with pytest.raises(Exception, match="does not match"):
             p["field_id"] = bad
             p.validate()
+
+
+@pytest.mark.casa
+def test_missing_resource_fails_restorepims_and_the_weblog_shows_the_table(dag, archive_root, tiny_field, truth, capfd):
+    import fnmatch
+    import tarfile
+
+    from ccip_ops.runtree import RunTree
+    from ccip_ops.stages.restorepims import resource_patterns
+
+    fid = "T10t04.J011000-023000"
+    d = archive_root / fid
+    d.mkdir()
+    shutil.copytree(next(tiny_field.glob("*.ms")), d / next(tiny_field.glob("*.ms")).name)
+    for f in ("SEIP_parameter.list", "CCIP_parameter.list"):
+        shutil.copy2(tiny_field / f, d / f)
+    pat = resource_patterns(truth["names"]["pims"] + "_split.ms", truth["names"]["seip_imagename"])["tier2_mask"]
+    with tarfile.open(tiny_field / "reimaging_resources.tgz") as tin, \
+            tarfile.open(d / "reimaging_resources.tgz", "w:gz") as tout:
+        for m in tin.getmembers():
+            if not (fnmatch.fnmatch(m.name, pat) or fnmatch.fnmatch(m.name, pat + "/*")):
+                tout.addfile(m, tin.extractfile(m) if m.isfile() else None)
+    dr, tis, log = _first_task_failure(dag, fid, capfd)
+    assert dr.state == "failed"
+    assert tis["restorepims"].state == "failed" and tis["restorepims"].try_number == 1
+    assert tis["weblog"].state == "success" and tis["finalize"].state == "failed"
+    assert "Some resources required for hifv_restorepims()/hif_makeimages() are not available" in log
+    html = (RunTree.for_run(fid, dr.run_id).html / "index.html").read_text()
+    assert 'id="error-banner"' in html and "hifv_restorepims failed" in html
+    assert "<td>tier2_mask</td><td>MISSING</td>" in html and "<td>tier1_mask</td><td>yes</td>" in html
