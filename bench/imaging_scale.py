@@ -123,7 +123,8 @@ def main() -> int:
               "exponent_mem_vs_pixels": fit_exponent(px, [r["peak_rss_mb"] for r in rows])}
     m = result["machine"]
     print(f"imaging one spw group ({a.group}), medians of {a.repeats}; machine: {m['cores']} cores, {m['memory_gib']} GiB")
-    print(f"{'imsize':>7} {'cell\"':>7} {'wall s':>8} {'tclean s':>9} {'overhead s':>10} {'tclean %':>8} {'peak MB':>8}")
+    head = ("imsize", "cell_as", "wall s", "tclean s", "overhead s", "tclean %", "peak MB")
+    print("{:>7} {:>7} {:>8} {:>9} {:>10} {:>8} {:>8}".format(*head))
     for r in rows:
         print(f"{r['imsize']:>7} {r['cell_arcsec']:>7.3f} {r['wall_s']:>8.1f} {r['tclean_s']:>9.1f} "
               f"{r['overhead_s']:>10.2f} {100 * r['tclean_share']:>7.1f}% {r['peak_rss_mb']:>8.0f}")

@@ -7,7 +7,7 @@ in a few hundred pixels. ``vlass-b`` keeps the real geometry for benchmarks.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 
 
 @dataclass(frozen=True)

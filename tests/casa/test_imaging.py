@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from ccip_ops import casa_env
-from ccip_ops.model import ImagingResult, ImagingTarget
+from ccip_ops.model import ImagingTarget
 from ccip_ops.runtree import RunTree
 from ccip_ops.simulate import sky
 

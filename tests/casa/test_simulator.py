@@ -5,7 +5,6 @@ leaves room for the mosaic and clean approximations; Q/I and U/I within 0.01 is 
 of the Stokes Q/U noise (~0.1 mJy) relative to I (~90 mJy) plus the same approximations.
 """
 import fnmatch
-import json
 import shutil
 import tarfile
 
