@@ -11,6 +11,10 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
+# VLASS tile and phase-centre token, e.g. T10t02.J005000-023000 (DESIGN.md §3.1); names a folder, never a path
+FIELD_ID_PATTERN = r"^T\d{2}t\d{2}\.J\d{6}[+-]\d{6}$"
+
+
 class CcipInputError(ValueError):
     """Bad input: a deterministic failure that no retry can fix."""
 

@@ -354,11 +354,6 @@ def weblog(ctx: dict) -> str:
     return str(path)
 
 
-def failed_groups(ctx: dict) -> list[str]:
-    """Errors that make the run fail (read from the run tree)."""
-    return report_errors(tree_of(ctx))
-
-
 def report_errors(tree: RunTree) -> list[str]:
     p = tree.html / "report.json"
     return json.loads(p.read_text()).get("errors", []) if p.exists() else ["no report was written"]

@@ -12,10 +12,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .model import CcipInputError
+from .model import FIELD_ID_PATTERN, CcipInputError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-FIELD_ID_RE = re.compile(r"^T\d{2}t\d{2}\.J\d{6}[+-]\d{6}$")
+FIELD_ID_RE = re.compile(FIELD_ID_PATTERN)
 
 
 def archive_root() -> Path:

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
-FIELD_ID_PATTERN = r"^T\d{2}t\d{2}\.J\d{6}[+-]\d{6}$"
+from ccip_ops.model import FIELD_ID_PATTERN
 IMAGING_TIMEOUT = timedelta(hours=int(os.environ.get("CCIP_IMAGING_TIMEOUT_H", "24")))
 
 

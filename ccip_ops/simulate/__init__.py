@@ -38,15 +38,7 @@ def names_for(field_id: str, seed: int) -> dict:
 
 
 def phasecenter_string(ra_deg: float, dec_deg: float) -> str:
-    h = ra_deg / 15.0
-    hh = int(h)
-    mm = int((h - hh) * 60)
-    ss = (h - hh - mm / 60) * 3600
-    sign = "-" if dec_deg < 0 else "+"
-    d = abs(dec_deg)
-    dd = int(d)
-    dm = int((d - dd) * 60)
-    ds = (d - dd - dm / 60) * 3600
+    hh, mm, ss, sign, dd, dm, ds = skymod.sexagesimal(ra_deg, dec_deg)
     return f"J2000 {hh:02d}:{mm:02d}:{ss:06.3f} {sign}{dd:02d}.{dm:02d}.{ds:06.3f}"
 
 

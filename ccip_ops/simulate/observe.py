@@ -53,13 +53,7 @@ def pointing_offsets(p: Preset) -> list[tuple[float, float]]:
 
 def _fmt_field_name(ra: float, dec: float) -> str:
     """VLASS-style phase-centre name: HHMMSS.s+DDMMSS (starts with a digit)."""
-    h = ra / 15.0
-    hh, mm = int(h), int((h - int(h)) * 60)
-    ss = (h - hh - mm / 60) * 3600
-    sign = "-" if dec < 0 else "+"
-    d = abs(dec)
-    dd, dm = int(d), int((d - int(d)) * 60)
-    ds = (d - dd - dm / 60) * 3600
+    hh, mm, ss, sign, dd, dm, ds = skymod.sexagesimal(ra, dec)
     return f"{hh:02d}{mm:02d}{ss:04.1f}{sign}{dd:02d}{dm:02d}{ds:02.0f}"
 
 

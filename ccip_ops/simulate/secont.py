@@ -18,23 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from .. import casa_env
+from ..heuristics import se
 from .observe import RFI_CLIP_JY
 
 SELFCAL_STAGE = 8  # SE recipe stage of hifv_selfcal
 IMAGING_STAGE = 5  # SE recipe stage of the first makeimages (selfcal model)
 TIER2_STAGE = 12  # SE recipe stage of hifv_vlassmasking tier-2
 REFANT = "W01"
-
-
-def se_stage1_tclean_args(vis: str, imagename: str, imsize: int, cell: str, phasecenter: str) -> dict:
-    """Stage-1 VLASS-SE heuristics (spec §1, stage 2) as tclean arguments."""
-    return dict(
-        vis=vis, imagename=imagename, datacolumn="data", stokes="I", specmode="mfs",
-        deconvolver="mtmfs", nterms=2, reffreq="3.0GHz", gridder="mosaic", imsize=[imsize, imsize],
-        cell=cell, phasecenter=phasecenter, weighting="briggs", robust=-2.0, uvtaper=["2.6476arcsec"],
-        uvrange="<12km", pblimit=0.1, intent="", mosweight=False, conjbeams=False, usepointing=False,
-        perchanweightdensity=False, psfcutoff=0.5, parallel=False,
-    )
 
 
 def _circle_mask(template: str, out: str, sources: list[dict], radius_arcsec: float, min_flux: float) -> int:
@@ -66,35 +56,30 @@ def _circle_mask(template: str, out: str, sources: list[dict], radius_arcsec: fl
     return n
 
 
-def _threshold_mask(image: str, out: str, nsigma: float) -> None:
-    ct = casa_env.tools()
-    ia = ct.image()
+def _pixels(image: str) -> np.ndarray:
+    ia = casa_env.tools().image()
     ia.open(image)
     a = ia.getchunk()
     ia.close()
-    med = np.median(a)
-    rms = 1.4826 * np.median(np.abs(a - med))
-    ia.fromimage(outfile=out, infile=image, overwrite=True)
-    ia.close()
-    ia.open(out)
-    ia.putchunk((a > nsigma * rms).astype(np.float32))
+    return a
+
+
+def _write_like(template: str, out: str, data: np.ndarray) -> None:
+    """A new image ``out`` on ``template``'s grid holding ``data``."""
+    ia = casa_env.tools().image()
+    ia.fromimage(outfile=out, infile=template, overwrite=True)
+    ia.putchunk(data.astype(np.float32))
     ia.done()
+
+
+def _threshold_mask(image: str, out: str, nsigma: float) -> None:
+    a = _pixels(image)
+    rms = 1.4826 * np.median(np.abs(a - np.median(a)))
+    _write_like(image, out, a > nsigma * rms)
 
 
 def _combine_masks(a: str, b: str, out: str) -> None:
-    ct = casa_env.tools()
-    ia = ct.image()
-    ia.open(a)
-    ma = ia.getchunk()
-    ia.close()
-    ia.open(b)
-    mb = ia.getchunk()
-    ia.close()
-    ia.fromimage(outfile=out, infile=a, overwrite=True)
-    ia.close()
-    ia.open(out)
-    ia.putchunk(np.maximum(ma, mb).astype(np.float32))
-    ia.done()
+    _write_like(a, out, np.maximum(_pixels(a), _pixels(b)))
 
 
 def run_se_cont(pims: Path, sedir: Path, seip_imagename: str, imsize: int, cell: str,
@@ -111,18 +96,17 @@ def run_se_cont(pims: Path, sedir: Path, seip_imagename: str, imsize: int, cell:
     tk.initweights(vis=vis, wtmode="nyq")
     # SE stage 5: iter0 for the grid, Tier-1 mask from the catalogue, iter1 with savemodel
     root = str(sedir / f"s{IMAGING_STAGE}_0.{img}.I")
-    tk.tclean(**se_stage1_tclean_args(vis, root + ".iter0", imsize, cell, phasecenter), niter=0)
+    tk.tclean(**se.stage1_tclean(vis, root + ".iter0", [imsize, imsize], cell, phasecenter), niter=0)
     tier1 = str(sedir / f"s{IMAGING_STAGE - 1}_0.{img}.QLcatmask-tier1.mask")
     n_cat = _circle_mask(root + ".iter0.pb.tt0", tier1, sources, radius_arcsec=40.0, min_flux=0.005)
-    tk.tclean(**se_stage1_tclean_args(vis, root + ".iter1", imsize, cell, phasecenter),
+    tk.tclean(**se.stage1_tclean(vis, root + ".iter1", [imsize, imsize], cell, phasecenter),
               niter=2000, nsigma=3.0, cycleniter=500, usemask="user", mask=tier1,
               savemodel="modelcolumn")
     # SE stage 6: checkflag (the residual RFI spikes)
     tk.flagdata(vis=vis, mode="clip", datacolumn="data", clipminmax=[0.0, RFI_CLIP_JY],
                 clipoutside=True, correlation="ABS_ALL", flagbackup=False)
     # SE stage 7: statwt, VLASS-SE settings; its own flag backup is statwt_1
-    tk.statwt(vis=vis, datacolumn="residual_data", combine="field,scan,state,corr",
-              timebin="1yr", chanbin=1, fitspw="", field="", spw="")
+    tk.statwt(vis=vis, **se.STATWT)
     # SE stage 8: phase self-calibration
     caltable = str(sedir / f"{vis_name}.hifv_selfcal.s{SELFCAL_STAGE}_1.phase-self-cal.tbl")
     tk.gaincal(vis=vis, caltable=caltable, solint="inf", combine="spw,field", gaintype="G",
@@ -133,8 +117,7 @@ def run_se_cont(pims: Path, sedir: Path, seip_imagename: str, imsize: int, cell:
     nspw = tb.nrows()
     tb.close()
     lowest = min(int(s) for s in _expand_spws(spws))
-    tk.applycal(vis=vis, gaintable=[caltable], interp=["nearest"], spwmap=[nspw * [lowest]],
-                parang=False, applymode="calonly", calwt=False, flagbackup=False)
+    tk.applycal(**se.selfcal_applycal(vis, caltable, nspw, lowest))
     # SE stage 12: Tier-2 = Tier-1 + a second mask from the selfcal image
     second = str(sedir / f"s{TIER2_STAGE}_0.{img}.secondmask.mask")
     _threshold_mask(root + ".iter1.image.tt0", second, nsigma=5.0)

@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..model import FIELD_ID_PATTERN
+
 C_LIGHT = 299792458.0
-FIELD_ID_RE = re.compile(r"^T\d{2}t\d{2}\.J(\d{2})(\d{2})(\d{2})([+-])(\d{2})(\d{2})(\d{2})$")
 
 # VLASS S band: 16 science spws (2-17) of 128 MHz from 1.988 GHz; spws 0-1 are the two
 # sacrificial windows below the band that the transform stage drops.
@@ -29,13 +30,23 @@ def spw_start_hz(spw: int) -> float:
 
 def field_centre_deg(field_id: str) -> tuple[float, float]:
     """RA, Dec (deg, J2000) of the phase-centre token of a VLASS field id."""
-    m = FIELD_ID_RE.match(field_id)
-    if not m:
+    if not re.match(FIELD_ID_PATTERN, field_id):
         raise ValueError(f"field id {field_id!r} does not match T<nn>t<nn>.J<hhmmss>[+-]<ddmmss>")
-    hh, mm, ss, sign, dd, dm, ds = m.groups()
-    ra = 15.0 * (int(hh) + int(mm) / 60 + int(ss) / 3600)
-    dec = int(dd) + int(dm) / 60 + int(ds) / 3600
-    return ra, (-dec if sign == "-" else dec)
+    tok = field_id.split(".J", 1)[1]  # hhmmss[+-]ddmmss
+    ra = 15.0 * (int(tok[0:2]) + int(tok[2:4]) / 60 + int(tok[4:6]) / 3600)
+    dec = int(tok[7:9]) + int(tok[9:11]) / 60 + int(tok[11:13]) / 3600
+    return ra, (-dec if tok[6] == "-" else dec)
+
+
+def sexagesimal(ra_deg: float, dec_deg: float) -> tuple[int, int, float, str, int, int, float]:
+    """(hh, mm, ss, sign, dd, dm, ds) of a position in degrees."""
+    h = ra_deg / 15.0
+    hh, mm = int(h), int((h - int(h)) * 60)
+    ss = (h - hh - mm / 60) * 3600
+    d = abs(dec_deg)
+    dd, dm = int(d), int((d - int(d)) * 60)
+    ds = (d - dd - dm / 60) * 3600
+    return hh, mm, ss, ("-" if dec_deg < 0 else "+"), dd, dm, ds
 
 
 @dataclass

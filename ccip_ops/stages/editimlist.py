@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import casa_env, paramlist
 from ..heuristics import fields as fieldsel
+from ..heuristics import se
 from ..model import CcipInputError, ImagingTarget
 from ..runtree import RunTree
 
@@ -33,7 +34,9 @@ def _required(params: dict, key: str, path: Path):
 
 
 def _imsize(v) -> list[int]:
-    return [int(v), int(v)] if isinstance(v, int) else [int(x) for x in v][:2] * (2 if len(v) == 1 else 1)
+    """12500, [12500] or [12500, 12500] -> [12500, 12500]."""
+    v = [v] if isinstance(v, int) else list(v)
+    return [int(v[0]), int(v[-1])]
 
 
 def _cell(v) -> str:
@@ -49,11 +52,9 @@ def run_seip(tree: RunTree, vis_rel: str | None = None) -> dict:
         "phasecenter": _required(p, "phasecenter", path),
         "imsize": _imsize(p.get("imsize", 12500)),
         "cell": _cell(p.get("cell", "0.6arcsec")),
-        "spw": p.get("spw", "2~17") if isinstance(p.get("spw", "2~17"), str) else ",".join(p["spw"]),
+        "spw": spw if isinstance(spw := p.get("spw", "2~17"), str) else ",".join(spw),
         "search_radius_arcsec": float(p.get("search_radius_arcsec", fieldsel.DEFAULT_BUFFER_ARCSEC)),
-        # stage-1 VLASS-SE heuristics (vlass_stage = 1)
-        "datacolumn": "data", "stokes": "I", "deconvolver": "mtmfs", "nterms": 2, "reffreq": "3.0GHz",
-        "robust": -2.0, "uvtaper": ["2.6476arcsec"], "uvrange": "<12km", "gridder": "mosaic", "pblimit": 0.1,
+        "heuristics": se.STAGE1,  # stage-1 VLASS-SE heuristics (vlass_stage = 1), for the record
     }
     if "awproject" in target["imaging_mode"].lower() or "AWP" in target["imaging_mode"]:
         raise CcipInputError(f"{path}: imaging_mode {target['imaging_mode']!r} needs awproject/cfcache; "

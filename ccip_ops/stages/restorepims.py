@@ -28,6 +28,7 @@ import tarfile
 from pathlib import Path
 
 from .. import casa_env
+from ..heuristics import se
 from ..model import CcipInputError
 from ..runtree import RunTree, remove
 from ._casa import Casa
@@ -191,13 +192,8 @@ def run(tree: RunTree, vis_rel: str, seip_target: dict) -> dict:
     root = f"s{RESTORE_STAGE}_0.{img}.I.iter0"
     for p in w.glob(f"s{RESTORE_STAGE}_0.{img}.I.iter*"):
         remove(p)
-    targs = dict(vis=str(vis), imagename=str(w / root), datacolumn="data", stokes="I", specmode="mfs",
-                 deconvolver="mtmfs", nterms=2, reffreq=seip_target["reffreq"], gridder="mosaic",
-                 imsize=seip_target["imsize"], cell=seip_target["cell"], phasecenter=seip_target["phasecenter"],
-                 weighting="briggs", robust=seip_target["robust"], uvtaper=seip_target["uvtaper"],
-                 uvrange=seip_target["uvrange"], pblimit=seip_target["pblimit"], mosweight=False,
-                 conjbeams=False, usepointing=False, perchanweightdensity=False, psfcutoff=0.5, niter=0,
-                 parallel=False)
+    targs = {**se.stage1_tclean(str(vis), str(w / root), seip_target["imsize"], seip_target["cell"],
+                                seip_target["phasecenter"]), "niter": 0}
     casa("tclean", **targs, calcres=False)
     for p in sorted(w.glob(restore_imagename + ".*")):
         dst = w / (root + p.name[len(restore_imagename):])
@@ -206,14 +202,12 @@ def run(tree: RunTree, vis_rel: str, seip_target: dict) -> dict:
     casa("tclean", **targs, calcpsf=False, calcres=False, restart=True, savemodel="modelcolumn")
     # 4. the SE flags; 5. statwt with the SE settings; 6. the selfcal table
     casa("flagmanager", vis=str(vis), mode="restore", versionname="statwt_1")
-    casa("statwt", vis=str(vis), datacolumn="residual_data", combine="field,scan,state,corr",
-         timebin="1yr", chanbin=1, fitspw="", field="", spw="", flagbackup=False)
+    casa("statwt", vis=str(vis), **se.STATWT, flagbackup=False)
     tb.open(str(vis / "SPECTRAL_WINDOW"))
     nspw = tb.nrows()
     tb.close()
     lowest = min(int(s) for s in _spw_ids(vis))
-    casa("applycal", vis=str(vis), gaintable=[str(w / res["selfcal_table"][0])], interp=["nearest"],
-         spwmap=[nspw * [lowest]], parang=False, applymode="calonly", calwt=False, flagbackup=False)
+    casa("applycal", **se.selfcal_applycal(str(vis), str(w / res["selfcal_table"][0]), nspw, lowest))
     masks = [tree.rel(w / res["tier1_mask"][0]), tree.rel(w / res["tier2_mask"][0])]
     out = {"mask_list": masks, "resources": res, "rerun": rerun, "casa_calls": casa.records()}
     (w / "restorepims_result.json").write_text(json.dumps(out, indent=1, default=str))
