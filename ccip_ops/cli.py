@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 
@@ -59,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
 
     params = {"spw_groups": a.spw_groups} if a.spw_groups else {}
     try:
-        out = run_serial(a.field_id, a.run_id, params, a.archive, a.work)
+        # absolute: CASA runs with working/ as its current directory
+        out = run_serial(a.field_id, a.run_id, params, a.archive and os.path.abspath(a.archive),
+                         a.work and os.path.abspath(a.work))
     except CcipInputError as e:
         print(f"ccip: bad input: {e}", file=sys.stderr)
         return 2

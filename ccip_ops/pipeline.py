@@ -260,7 +260,10 @@ def analyzestokes(ctx: dict, fanin: dict) -> dict:
     with _timed(tree, "analyzestokes") as t:
         res = st.run(tree, [ImagingResult.from_json(r) for r in fanin["results"]], fanin["planes"])
         rm = (res["regions"].get("peak_linpolint") or {}).get("rotation_measure")
-        t.notes = f"RM at the polarised peak: {rm['rm_rad_m2']:.1f} ± {rm['rm_err']:.1f} rad/m²" if rm else ""
+        pw = (res["regions"].get("peak_stokesi") or {}).get("power_law_point_source")
+        t.notes = "; ".join(
+            ([f"RM at the polarised peak: {rm['rm_rad_m2']:.1f} ± {rm['rm_err']:.1f} rad/m²"] if rm else [])
+            + ([f"spectral index at the Stokes-I peak: {pw['alpha']:.2f}"] if pw else []))
     return fanin
 
 

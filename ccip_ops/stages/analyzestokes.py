@@ -4,7 +4,8 @@ Two regions: the Stokes-I peak and the linearly polarised intensity peak, search
 lowest-frequency pbcor cutout inside the intersection of the highest-frequency plane's
 iter2 clean mask and iter3 pb mask. Per plane and region: 3x3-pixel box means of I, Q, U,
 V, the Stokes-I rms at the region, the median rms per Stokes, beam area, keep flag. Then a
-power-law fit of I(ν) at 3 GHz and, at each region, a fit of the polarisation angle
+power-law fit of I(ν) at 3 GHz (of the box means, as NRAO; and, added here, of the peaks of a
+restoring-beam fit, which the beam's shrinking with frequency does not bias) and, at each region, a fit of the polarisation angle
 against λ² over the kept planes (ambiguity resolved by unwrapping in λ² order) giving RM
 and the intrinsic angle with uncertainties from the plane noise. Writes
 ``working/analyzestokes.json`` and plots in ``html/stage11/``. A plane whose cutout is
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 
 import numpy as np
 
@@ -61,6 +63,32 @@ def fit_power_law(freq_ghz, flux, keep):
     return {"I_3GHz": float(fit.amplitude.value), "alpha": float(-fit.alpha.value)}
 
 
+def point_source_peak(plane: np.ndarray, x: int, y: int, beam: dict, cell_arcsec: float) -> float | None:
+    """Peak (Jy/beam = Jy for an unresolved source) of a restoring-beam-shaped Gaussian fitted at (x, y).
+
+    The 3x3 box mean of §8.2 averages the beam over the box, so it falls with the beam size and
+    biases the spectral index when the beam shrinks with frequency; a fit with the plane's own
+    beam shape (amplitude and sub-pixel position free) does not."""
+    from astropy.modeling import fitting, models
+
+    if not beam or not beam.get("bmaj"):
+        return None
+    f = 2 * math.sqrt(2 * math.log(2))
+    smaj, smin = beam["bmaj"] / f / cell_arcsec, beam["bmin"] / f / cell_arcsec
+    h = max(2, int(math.ceil(beam["bmaj"] / cell_arcsec)))
+    x0, x1, y0, y1 = max(x - h, 0), min(x + h + 1, plane.shape[0]), max(y - h, 0), min(y + h + 1, plane.shape[1])
+    cut = plane[x0:x1, y0:y1]
+    if not np.isfinite(cut).all():
+        return None
+    gx, gy = np.mgrid[x0:x1, y0:y1]
+    g = models.Gaussian2D(amplitude=float(plane[x, y]), x_mean=x, y_mean=y, x_stddev=smaj, y_stddev=smin,
+                          theta=math.radians(90.0 + beam.get("pa", 0.0)),
+                          fixed={"x_stddev": True, "y_stddev": True, "theta": True},
+                          bounds={"x_mean": (x - 1, x + 1), "y_mean": (y - 1, y + 1)})
+    fit = fitting.LevMarLSQFitter()(g, gx, gy, cut)
+    return float(fit.amplitude.value)
+
+
 def fit_rm(freq_hz, q, u, sigma, keep) -> dict | None:
     """Weighted linear fit of chi = chi0 + RM lambda^2 over kept planes with unwrapped angles."""
     freq_hz, q, u, sigma = map(np.asarray, (freq_hz, q, u, sigma))
@@ -97,7 +125,11 @@ def run(tree: RunTree, results: list[ImagingResult], planes: list[dict]) -> dict
         if not np.isfinite(a).any() or np.nanmax(np.abs(a)) == 0:
             log.warning("pbcor cutout of spw group %s is blank (%s): plane skipped", r.target.group, path.name)
             continue
-        cubes.append((r, a, _read(tree.abs(r.images["rms_subim"]))))
+        rms_path = tree.abs(r.images["rms_subim"])
+        if not rms_path.exists():
+            log.warning("rms cutout of spw group %s is missing (%s): plane skipped", r.target.group, rms_path.name)
+            continue
+        cubes.append((r, a, _read(rms_path)))
     if not cubes:
         raise RuntimeError("no usable pbcor cutout: nothing to analyse")
     cubes.sort(key=lambda c: c[0].target.reffreq_hz)
@@ -125,13 +157,14 @@ def run(tree: RunTree, results: list[ImagingResult], planes: list[dict]) -> dict
     for roi in rois.values():
         w = cs.toworld([roi["x"], roi["y"], 0, 0])["numeric"]
         roi["ra_deg"], roi["dec_deg"] = math.degrees(w[0]) % 360, math.degrees(w[1])
+    cell_arcsec = abs(math.degrees(cs.increment(format="n", type="direction")["numeric"][0])) * 3600
     cs.done()
-    out = {"regions": {}, "planes": []}
+    out = {"regions": {}, "planes": [], "cell_arcsec": cell_arcsec}
     for r, a, rms in cubes:
         out["planes"].append({"group": r.target.group, "freq_hz": r.target.reffreq_hz,
                               "keep": keep_of.get(r.target.group, True),
                               "rms_median": {s: float(np.nanmedian(rms[:, :, k, 0])) for k, s in enumerate("IQUV")},
-                              "beam_area_arcsec2": r.beam.get("bmaj", 0) * r.beam.get("bmin", 0)})
+                              "beam": r.beam, "beam_area_arcsec2": r.beam.get("bmaj", 0) * r.beam.get("bmin", 0)})
     for name, roi in rois.items():
         rows = []
         x, y = roi["x"], roi["y"]
@@ -139,16 +172,23 @@ def run(tree: RunTree, results: list[ImagingResult], planes: list[dict]) -> dict
             sl = (slice(max(x - 1, 0), x + 2), slice(max(y - 1, 0), y + 2))
             vals = {s: float(np.mean(a[sl][:, :, k, 0])) for k, s in enumerate("IQUV")}
             rows.append({**vals, "group": pl["group"], "freq_hz": pl["freq_hz"], "keep": pl["keep"],
+                         "I_point": point_source_peak(a[:, :, 0, 0], x, y, r.beam, cell_arcsec),
                          "rms_I": float(np.mean(rms[sl][:, :, 0, 0])),
                          "rms_Q": float(np.mean(rms[sl][:, :, 1, 0])), "rms_U": float(np.mean(rms[sl][:, :, 2, 0]))})
         f = np.array([r_["freq_hz"] for r_ in rows])
         keep = np.array([r_["keep"] for r_ in rows])
         pw = fit_power_law(f / 1e9, np.array([r_["I"] for r_ in rows]), keep)
+        ip = np.array([np.nan if r_["I_point"] is None else r_["I_point"] for r_ in rows])
+        pw_point = fit_power_law(f / 1e9, np.nan_to_num(ip), keep & np.isfinite(ip))
         rm = fit_rm(f, np.array([r_["Q"] for r_ in rows]), np.array([r_["U"] for r_ in rows]),
                     np.array([0.5 * (r_["rms_Q"] + r_["rms_U"]) for r_ in rows]), keep)
-        out["regions"][name] = {**roi, "measurements": rows, "power_law": pw, "rotation_measure": rm}
-    (tree.working / "analyzestokes.json").write_text(json.dumps(out, indent=1))
-    _plots(tree, out)
+        out["regions"][name] = {**roi, "measurements": rows, "power_law": pw,
+                               "power_law_point_source": pw_point, "rotation_measure": rm}
+    _plots(tree, out)  # adds the SEFD normalisation of the rms plot
+    tmp = tree.working / "analyzestokes.json.partial"
+    tmp.write_text(json.dumps(out, indent=1))
+    tmp.replace(tree.working / "analyzestokes.json")
+    shutil.copy2(tree.working / "analyzestokes.json", tree.html / "stage11" / "analyzestokes.json")
     return out
 
 
@@ -178,11 +218,21 @@ def _plots(tree: RunTree, out: dict) -> None:
         plt.close(fig)
         fig, ax = plt.subplots(figsize=(5, 4))
         f = np.array([r["freq_hz"] for r in rows]) / 1e9
-        ax.loglog(f, [r["I"] * 1e3 for r in rows], "o", mfc="none")
-        if reg["power_law"]:
-            ff = np.linspace(2, 4, 50)
-            ax.plot(ff, 1e3 * reg["power_law"]["I_3GHz"] * (ff / 3) ** reg["power_law"]["alpha"], "-")
-        ax.set(xlabel="Frequency [GHz]", ylabel="Stokes I [mJy/beam]")
+        fl = np.array([r["I"] for r in rows]) * 1e3
+        kp = np.array([r["keep"] for r in rows], bool)
+        rms_i = [p["rms_median"]["I"] for p in out["planes"]]
+        ax.loglog(f, fl, "o", mfc="none", color="C0", label="all planes")
+        ax.loglog(f[kp], fl[kp], "o", color="C0", label="kept planes")
+        ax.axhspan(1e-6, 2e3 * float(np.median(rms_i)), color="0.85", label="Below 2σ")
+        ff = np.linspace(2, 4, 50)
+        for key, style, lab in (("power_law", "-", "3×3 box"), ("power_law_point_source", "--", "beam fit")):
+            pw = reg.get(key)
+            if pw:
+                ax.plot(ff, 1e3 * pw["I_3GHz"] * (ff / 3) ** pw["alpha"], style,
+                        label=f"{lab}: I(3 GHz) {1e3 * pw['I_3GHz']:.2f} mJy, α {pw['alpha']:.2f}")
+        ax.set(xlabel="Frequency [GHz]", ylabel="Stokes I [mJy/beam]",
+               ylim=(max(1e-3, 0.5 * float(np.nanmin(fl[fl > 0])) if (fl > 0).any() else 1e-3), 2 * np.nanmax(fl)))
+        ax.legend(fontsize=6)
         fig.savefig(d / f"stokes_summary_flux_vs_freq_{name}.png", dpi=80)
         plt.close(fig)
         rm = reg["rotation_measure"]
@@ -196,3 +246,32 @@ def _plots(tree: RunTree, out: dict) -> None:
             ax.legend()
             fig.savefig(d / f"rotation_measure_{name}.png", dpi=80)
             plt.close(fig)
+    _rms_plot(out, d, plt)
+
+
+def _rms_plot(out: dict, d, plt) -> None:
+    """rms_Median_vs_freq.png: median rms per Stokes vs frequency with the normalised S-band SEFD (§8.3)."""
+    from ..heuristics import sefd
+
+    pl = sorted(out["planes"], key=lambda p: p["freq_hz"])
+    if not pl:
+        return
+    f = np.array([p["freq_hz"] for p in pl])
+    kp = np.array([p["keep"] for p in pl], bool)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for k, st in enumerate("IQUV"):
+        y = np.array([p["rms_median"][st] for p in pl]) * 1e3
+        ax.plot(f[kp] / 1e9, y[kp], "-", color=f"C{k}", label=st)
+        ax.plot(f / 1e9, y, "o", mfc="none", color=f"C{k}")
+        if st == "I":
+            for p, yy in zip(pl, y):
+                ax.annotate(p["group"], (p["freq_hz"] / 1e9, yy), fontsize=5)
+    scale = sefd.normalisation(f, [[p["rms_median"][s] for s in "QUV"] for p in pl])
+    t = sefd.table(float(f.mean()))
+    if scale is not None and t is not None:
+        ax.plot(t[:, 0] / 1e3, t[:, 1] * scale * 1e3, color="0.5", label="SEFD_norm")
+        out["sefd_scale"] = scale
+    ax.set(xlim=(1.9, 4.1), xlabel="Frequency [GHz]", ylabel="median rms [mJy/beam]")
+    ax.legend(fontsize=6)
+    fig.savefig(d / "rms_Median_vs_freq.png", dpi=80)
+    plt.close(fig)

@@ -5,7 +5,8 @@ V images (``imsubimage``), exported with ``exportfits`` to ``products/`` with th
 prefix removed, position-corrected per FITS for the plane's frequency (§9.3; ``ZD``,
 ``TELMJD``, HISTORY; never applied twice), given the header fixes (DATE-OBS/DATE-END,
 RADESYS ICRS, OBJECT) and the VLASS keywords; rejected planes are exported and marked
-``VLASSRJ``. The parameter lists, ``casa_commands.log`` and ``pipeline_manifest.xml`` are
+``VLASSRJ``. Then the common-beam/common-WCS ``.com`` pair of each plane (``combeam``; not in
+the manifest). The parameter lists, ``casa_commands.log`` and ``pipeline_manifest.xml`` are
 written too. Everything is staged in ``working/export_staging`` and moved into
 ``products/`` only when complete: a failed export leaves no half-written product, and a
 re-run replaces the earlier files.
@@ -24,6 +25,7 @@ from .. import PIPELINE_VERSION, casa_env
 from ..heuristics import poscorr
 from ..model import ImagingResult
 from ..runtree import RunTree, remove
+from . import combeam
 from ._casa import Casa
 
 log = logging.getLogger("ccip")
@@ -66,7 +68,7 @@ def correct_position(fits_path: Path, mjd_mid: float) -> bool:
         h["CRVAL1"], h["CRVAL2"] = ra2, dec2
         h["CUNIT1"], h["CUNIT2"] = "deg", "deg"
         h["ZD"] = (math.degrees(zd), "Zenith distance at mid-observation [deg]")
-        h["TELMJD"] = (mjd_mid, "MJD of mid-observation used for the position correction")
+        h["TELMJD"] = (mjd_mid, "MJD of mid-observation (position correction)")
         h.add_history(f"Uncorrected CRVAL1 = {ra:.12f} deg")
         h.add_history(f"Uncorrected CRVAL2 = {dec:.12f} deg")
         h.add_history(f"ZD = zenith distance at TELMJD, {math.degrees(zd):.6f} deg")
@@ -120,8 +122,11 @@ def run(tree: RunTree, results: list[ImagingResult], planes: list[dict], vis_rel
     keep_of = {p["group"]: p["keep"] for p in planes}
     t0, t1 = observation_times(str(tree.abs(vis_rel)))
     mid = 0.5 * (t0 + t1)
-    fits_names = []
-    for r in sorted((r for r in results if r.status == "ok"), key=lambda r: r.target.reffreq_hz):
+    fits_names, com_names, com_skipped = [], [], []
+    ok = sorted((r for r in results if r.status == "ok"), key=lambda r: r.target.reffreq_hz)
+    kept_beams = [r.beam for r in ok if keep_of.get(r.target.group, True) and r.beam]
+    target = combeam.common_beam(kept_beams or [r.beam for r in ok if r.beam])
+    for r in ok:
         rj = not keep_of.get(r.target.group, True)
         pk, rms = r.qa.get("VLASSPK"), r.qa.get("VLASSRMS")
         for kind in ("image_pbcor_subim", "rms_subim"):
@@ -143,6 +148,11 @@ def run(tree: RunTree, results: list[ImagingResult], planes: list[dict], vis_rel
                                                    "VLASSPL": (pol, "VLASS Stokes/polarization parameter")})
                 correct_position(stage / fname, mid)
                 fits_names.append(fname)
+        try:
+            com_names += _com_pair(tree, r, stage, target, t0, t1, pk, rms, rj)
+        except Exception as e:  # noqa: BLE001 - one plane's .com failing must not lose the others (§9.4)
+            log.warning("spw group %s: no .com images: %s", r.target.group, e)
+            com_skipped.append({"group": r.target.group, "error": str(e)})
     lists = ["SEIP_parameter.list", "CCIP_parameter.list"]
     for p in lists:
         shutil.copy2(tree.working / p, stage / p)
@@ -157,4 +167,36 @@ def run(tree: RunTree, results: list[ImagingResult], planes: list[dict], vis_rel
         remove(dst)
         shutil.move(str(f), str(dst))
     remove(stage)
-    return {"fits": fits_names, "manifest": "products/pipeline_manifest.xml", "mid_mjd": mid}
+    return {"fits": fits_names, "com": com_names, "com_skipped": com_skipped, "common_beam": target,
+            "manifest": "products/pipeline_manifest.xml", "mid_mjd": mid}
+
+
+def _com_pair(tree: RunTree, r: ImagingResult, stage: Path, target: dict, t0: float, t1: float,
+              pk, rms, rj: bool) -> list[str]:
+    """The plane's IQU and V ``.com`` FITS, from its IQUV CASA cutout and its corrected IQU FITS."""
+    from astropy.io import fits
+
+    src = tree.abs(r.images["image_pbcor_subim"])
+    iqu_fits = stage / (STAGE_RE.sub("", src.name.replace(".IQUV.", ".IQU.")) + ".fits")
+    with fits.open(iqu_fits) as h:
+        crval = (float(h[0].header["CRVAL1"]), float(h[0].header["CRVAL2"]))
+    names = {pol: iqu_fits.name.replace(".IQU.iter", f".{pol}.iter").replace(".fits", ".com.fits")
+             for pol in ("IQU", "V")}
+    images, history = combeam.make_com(src, crval, target, stage, names["IQU"] + ".im", names["V"] + ".im")
+    ia = casa_env.tools().image()
+    out = []
+    for pol, im in zip(("IQU", "V"), images):
+        ia.open(str(im))
+        mi = ia.miscinfo()
+        mi.update({"VLASSPL": pol, "VLASSPK": pk, "VLASSRMS": rms, "VLASSRJ": rj})
+        ia.setmiscinfo(mi)
+        ia.tofits(str(stage / names[pol]), stokeslast=True, overwrite=True)
+        ia.close()
+        remove(im)
+        fix_header(stage / names[pol], t0, t1, {"VLASSRJ": (rj, "Rejected plane relevant for VLASS CC processing"),
+                                                "VLASSPL": (pol, "VLASS Stokes/polarization parameter")})
+        with fits.open(stage / names[pol], mode="update") as h:
+            for line in history:
+                h[0].header.add_history(line)
+        out.append(names[pol])
+    return out
