@@ -84,7 +84,7 @@ def make_com(iquv: Path, corrected_crval_deg: tuple[float, float], target: dict,
     qa = ct.quanta()
     beam = {"bmaj": qa.convert(b["major"], "arcsec")["value"], "bmin": qa.convert(b["minor"], "arcsec")["value"],
             "pa": qa.convert(b["positionangle"], "deg")["value"]}
-    history = [f"Common beam target {target['bmaj']:.4f} x {target['bmin']:.4f} arcsec, PA {target['pa']:.2f} deg"]
+    history = [f"Common beam target {target['bmaj']:.4f} x {target['bmin']:.4f} arcsec, PA {target['pa']:.2f}"]
     work = outdir / (iquv.name + ".com.tmp")
     remove(work)
     k = kernel(beam, target)
@@ -98,12 +98,12 @@ def make_com(iquv: Path, corrected_crval_deg: tuple[float, float], target: dict,
     ia.open(str(iquv))
     if same or k["bmaj"] < SMOOTH_TOL_PIXDIAG * pixdiag:
         img = ia.subimage(outfile=str(work), overwrite=True)
-        history.append(f"Not smoothed: kernel below {SMOOTH_TOL_PIXDIAG} pixel diagonals ({pixdiag:.3f} arcsec)")
+        history.append(f"Not smoothed: kernel < {SMOOTH_TOL_PIXDIAG} pixel diagonal ({pixdiag:.3f} arcsec)")
     else:
         img = ia.convolve2d(outfile=str(work), axes=[0, 1], type="gauss", major=_q(target["bmaj"]),
                             minor=_q(target["bmin"]), pa=_q(target["pa"], "deg"), targetres=True, scale=-1,
                             overwrite=True)
-        history.append(f"Smoothed to the common beam (kernel {k['bmaj']:.3f} x {k['bmin']:.3f} arcsec)")
+        history.append(f"Smoothed to the common beam, kernel {k['bmaj']:.3f} x {k['bmin']:.3f} arcsec")
     ia.close()
     ref = cs.referencevalue(format="n", type="direction")["numeric"]
     ra0, dec0 = math.degrees(ref[0]) % 360, math.degrees(ref[1])
@@ -126,10 +126,9 @@ def make_com(iquv: Path, corrected_crval_deg: tuple[float, float], target: dict,
         regridded.rename(work)
         img = ct.image()
         img.open(str(work))
-        history.append(f"Position correction of {sep:.4f} arcsec applied by regridding onto the nominal grid")
+        history.append(f"Position correction {sep:.4f} arcsec applied by regridding")
     else:
-        history.append(f"Not regridded: position correction {sep:.4f} arcsec below {shift_tol_pixdiag} "
-                       f"pixel diagonals; nominal WCS kept")
+        history.append(f"Not regridded: shift {sep:.4f} arcsec < {shift_tol_pixdiag} pixel diagonal")
     img.done()
     cs.done()
     written = []
