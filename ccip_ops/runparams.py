@@ -19,8 +19,9 @@ SCHEMAS: dict[str, dict] = {
     "spw_groups": {
         "type": ["null", "array"], "items": {"type": "string", "pattern": SPW_GROUP_PATTERN}, "minItems": 1,
         "title": "spw groups (optional)",
-        "description": "Override the spw groups of CCIP_parameter.list: one entry per image plane, "
-                       "comma-separated spw ids, e.g. [\"2,3\", \"4,5\"]. Leave empty to use the list."},
+        "description": "Override the spw groups of CCIP_parameter.list: one group per image plane, each "
+                       "comma-separated spw ids (one group per line in the form, e.g. 2,3 then 4,5; "
+                       "[\"2,3\", \"4,5\"] in a run's JSON conf). Leave empty to use the list."},
     "imaging_overrides": {
         "type": "object", "additionalProperties": False, "title": "imaging overrides (optional)",
         "properties": {"imsize": {"type": "integer", "minimum": 64, "maximum": 16384},
