@@ -14,7 +14,6 @@ never ``working/`` nor anything outside the run tree.
 from __future__ import annotations
 
 import html as _html
-from pathlib import Path
 
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse

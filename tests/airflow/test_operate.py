@@ -197,7 +197,6 @@ def test_sweep_triggers_exactly_the_fields_that_need_it_and_none_twice(standalon
         assert "limit of 1" in s1["skipped"][c]
         assert "already processed" in s1["skipped"][FIELD_ID]
         assert "inputs incomplete" in s1["skipped"]["T20t04.J100000+100000"]
-        assert "T10t05.J012000-023000" in s1["skipped"] and "inputs incomplete" in s1["skipped"]["T10t05.J012000-023000"]
         s2 = _sweep(api, {"max_runs": 10, "force": True})
         assert sorted(s2["triggered"]) == sorted([FIELD_ID, c]), s2  # a and b have queued runs
         code, out = api.get(f"/api/v2/dags/{DAG}/dagRuns?state=queued&limit=100")
