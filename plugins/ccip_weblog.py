@@ -15,17 +15,32 @@ from __future__ import annotations
 
 import html as _html
 
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
-from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
-from airflow.api_fastapi.core_api.security import requires_access_dag
 from airflow.plugins_manager import AirflowPlugin
 
 PREFIX = "/ccip"
 SERVED = ("html", "products")
 
 app = FastAPI(title="ccip weblogs", description="VLASS-SE-CUBE weblogs of the runs")
+
+
+async def can_read_runs(request: Request) -> None:
+    """Airflow's own check (``requires_access_dag("GET", RUN)``) for the DAG in the path: a user
+    from the Bearer token or the UI's session cookie. Imported here, not at module level: every
+    task process loads the plugins, and the API server's security module is slow to import."""
+    from fastapi.security import HTTPAuthorizationCredentials
+
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+    from airflow.api_fastapi.core_api import security
+
+    auth = request.headers.get("authorization", "")
+    creds = HTTPAuthorizationCredentials(scheme="Bearer", credentials=auth[7:].strip()) \
+        if auth[:7].lower() == "bearer " else None
+    user = await security.get_user(request, None, creds)
+    dag_id = request.path_params.get("dag_id") or "vlass_se_cube"
+    security.requires_access_dag("GET", DagAccessEntity.RUN, dag_id)(request, user)
 
 
 def _run(dag_id: str, run_id: str):
@@ -59,13 +74,13 @@ def _page(title: str, body: str, code: int = 200) -> HTMLResponse:
                         f"</style></head><body>{body}</body></html>", status_code=code)
 
 
-@app.get("/runs/{dag_id}/{run_id}/", dependencies=[Depends(requires_access_dag("GET", DagAccessEntity.RUN))])
+@app.get("/runs/{dag_id}/{run_id}/", dependencies=[Depends(can_read_runs)])
 def run_root(dag_id: str, run_id: str):
     return RedirectResponse("html/index.html")
 
 
 @app.get("/runs/{dag_id}/{run_id}/{path:path}",
-         dependencies=[Depends(requires_access_dag("GET", DagAccessEntity.RUN))])
+         dependencies=[Depends(can_read_runs)])
 def run_file(dag_id: str, run_id: str, path: str):
     tree, state = _tree(dag_id, run_id)
     if tree is None:
@@ -88,7 +103,7 @@ def run_file(dag_id: str, run_id: str, path: str):
     return FileResponse(f)
 
 
-@app.get("/", dependencies=[Depends(requires_access_dag("GET", DagAccessEntity.RUN, "vlass_se_cube"))])
+@app.get("/", dependencies=[Depends(can_read_runs)])
 def index():
     from sqlalchemy import select
 

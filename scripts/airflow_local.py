@@ -105,9 +105,16 @@ class Api:
     def task_log(self, dag_id, run_id, task_id, try_number=1, map_index=-1) -> str:
         code, out = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
                              f"?full_content=true&map_index={map_index}")
-        if isinstance(out, dict):
-            return "\n".join(str(e.get("event", e)) if isinstance(e, dict) else str(e) for e in out.get("content", []))
-        return str(out)
+        if not isinstance(out, dict):
+            return str(out)
+        lines = []
+        for e in out.get("content", []):
+            if not isinstance(e, dict):
+                lines.append(str(e))
+                continue
+            extra = {k: v for k, v in e.items() if k not in ("event", "timestamp", "level", "logger")}
+            lines.append(str(e.get("event", "")) + (f"  {json.dumps(extra, default=str)}" if extra else ""))
+        return "\n".join(lines)
 
     def wait_dag(self, dag_id, timeout=120):
         t0 = time.time()
