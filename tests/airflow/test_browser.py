@@ -90,7 +90,12 @@ def test_trigger_from_the_form_and_read_the_weblog_in_the_ui(standalone, browser
     dialog = lambda: d.find_elements(By.XPATH, "//*[@role='dialog']")[-1]  # noqa: E731
     form = dialog().text
     assert "VLASS field id" in form and "tile and phase-centre token" in form and "imaging overrides" in form
-    trigger = lambda: dialog().find_elements(By.XPATH, ".//button[normalize-space()='Trigger']")[-1].click()  # noqa: E731
+
+    def trigger():  # a click by script: the "Failed to Trigger" toast may cover the button
+        btn = dialog().find_elements(By.XPATH, ".//button[normalize-space()='Trigger']")[-1]
+        wait.until(lambda d: btn.is_enabled())
+        d.execute_script("arguments[0].scrollIntoView(); arguments[0].click();", btn)
+
     # a field id that breaks the pattern is refused at trigger time, with the reason shown in the form
     field.send_keys("T1t02.bad")
     trigger()
