@@ -119,7 +119,7 @@ def test_trigger_from_the_form_and_read_the_weblog_in_the_ui(standalone, browser
     assert f"VLASS-SE-CUBE: {fid}" in text and "Errors" in text and "no PIMS" in text
 
     # the weblog of the successful run of the tiny field, in its run's Weblog tab
-    api.wait_run(DAG, field_runs.ok, timeout=1500)
+    api.wait_run(DAG, field_runs.ok, timeout=3600)
     from urllib.parse import quote
 
     t0 = time.time()

@@ -75,7 +75,7 @@ def test_field_without_pims_fails_in_the_first_task_naming_it_without_retries(st
 def test_run_succeeds_and_its_weblog_is_served_in_the_ui(standalone, field_runs, truth):
     api = standalone.api
     t0 = time.time()
-    run = api.wait_run(DAG, field_runs.ok, timeout=1500)
+    run = api.wait_run(DAG, field_runs.ok, timeout=3600)
     tis = tis_of(api, field_runs.ok)
     assert run["state"] == "success", {k: t["state"] for k, t in tis.items()}
     print(f"\nsuccessful run finished {time.time() - t0:.0f} s after waiting began")
@@ -114,7 +114,7 @@ def test_run_succeeds_and_its_weblog_is_served_in_the_ui(standalone, field_runs,
 
 def test_partial_failure_then_clearing_the_failed_group_completes_the_run(standalone, field_runs, truth):
     api = standalone.api
-    run = api.wait_run(DAG, field_runs.partial, timeout=1500)
+    run = api.wait_run(DAG, field_runs.partial, timeout=3600)
     tis = tis_of(api, field_runs.partial)
     label = "spw" + field_runs.fault.replace(",", "_")
     mapped = {t["rendered_map_index"]: t for (tid, _), t in tis.items() if tid == "image_spw_group"}
@@ -142,7 +142,7 @@ def test_partial_failure_then_clearing_the_failed_group_completes_the_run(standa
     assert ("image_spw_group", mapped[label]["map_index"]) in cleared and ("finalize", -1) in cleared
     others = {t["map_index"] for lab, t in mapped.items() if lab != label}
     assert not {("image_spw_group", m) for m in others} & cleared
-    run = api.wait_run(DAG, field_runs.partial, timeout=1200)
+    run = api.wait_run(DAG, field_runs.partial, timeout=3600)
     tis = tis_of(api, field_runs.partial)
     assert run["state"] == "success", {k: t["state"] for k, t in tis.items()}
     again = [t for (tid, _), t in tis.items() if tid == "image_spw_group" and t["rendered_map_index"] == label][0]
@@ -182,7 +182,7 @@ def test_sweep_triggers_exactly_the_fields_that_need_it_and_none_twice(standalon
     api = standalone.api
     # the tiny field is complete by now (test order); wait in case this test runs alone
     for r in (field_runs.ok, field_runs.partial):
-        api.wait_run(DAG, r, timeout=2400)
+        api.wait_run(DAG, r, timeout=3600)
     arch = standalone.archive
     a, b, c = (_fake_field(arch, f) for f in ("T20t01.J100000+100000", "T20t02.J100000+100000",
                                               "T20t03.J100000+100000"))
