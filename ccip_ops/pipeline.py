@@ -308,6 +308,8 @@ def report(ctx: dict) -> dict:
         if status_of.get(f["label"]) != "FAILED" and msg not in failed:
             failed.append(msg)
     errors = list(failed)
+    failed_groups = [t["group"] for t in tg["targets"] if status_of.get(t["label"]) == "FAILED"] + [
+        f["group"] for f in fan.get("failed", []) if status_of.get(f["label"]) != "FAILED"]
     rows = []
     for num, name, step in STAGES:
         s = stages.get(step)
@@ -322,7 +324,8 @@ def report(ctx: dict) -> dict:
         s = s or {"status": "not run", "qa": None, "notes": ""}
         if s["status"] == "failed" and step != "image_spw_group":
             errors.append(f"stage {num} {name} failed: {s['notes']}")
-        rows.append({"number": num, "name": name, "qa": s.get("qa"), "notes": s.get("notes", "")})
+        rows.append({"number": num, "name": name, "step": step, "qa": s.get("qa"), "notes": s.get("notes", ""),
+                     "status": s.get("status", "not run"), "seconds": s.get("seconds")})
     if stages.get("run", {}).get("status") == "failed":
         errors.append(f"run failed: {stages['run']['notes']}")
     warnings = [f"spw group {g} is 100% flagged and was skipped as an imaging target" for g in tg["skipped_flagged"]]
@@ -346,7 +349,17 @@ def report(ctx: dict) -> dict:
             "casa_versions": ", ".join(f"{k} {v}" for k, v in casa_env.versions().items()),
             "state": state, "errors": errors, "warnings": warnings, "stages": rows, "targets": tg["targets"],
             "status_of": status_of, "planes": planes, "thumbs": thumbs, "tclean": tclean, "plots": plots,
-            "resources": res_tab}
+            "resources": res_tab, "analysis": load("analyzestokes.json", {}),
+            "flagsummary": load("flagtargets_summary.json", {}), "seip": load("seip_target.json", {}),
+            "run_params": _load_json(tree.products / "run_params.json", {}),
+            "skipped_flagged": tg.get("skipped_flagged", []), "failed_groups": failed_groups}
+
+
+def _load_json(path: Path, default):
+    try:
+        return json.loads(path.read_text()) if path.exists() else default
+    except ValueError:
+        return default
 
 
 def weblog(ctx: dict) -> str:

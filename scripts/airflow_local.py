@@ -26,13 +26,14 @@ PORT = int(os.environ.get("AIRFLOW__API__PORT", "8080"))
 BASE = f"http://localhost:{PORT}"
 PIDFILE = HOME / "standalone.pid"
 LOG = HOME / "standalone.log"
+API_CONN_ID = "ccip_airflow_api"  # the sweep DAG (vlass_se_cube_reprocess) calls the REST API with it
 
 
 class Api:
-    def __init__(self, base: str = BASE, user: str = "admin", password: str | None = None):
+    def __init__(self, base: str = BASE, user: str = "admin", password: str | None = None, home: Path = HOME):
         self.base = base
         self.user = user
-        self.password = password or admin_password()
+        self.password = password or admin_password(home)
         self.token = None
 
     def _req(self, method: str, path: str, body=None, auth=True, timeout=30):
@@ -78,6 +79,43 @@ class Api:
         return self.post("/api/v2/pools", {"name": name, "slots": slots, "description": description,
                                            "include_deferred": False})
 
+    def ensure_api_connection(self, conn_id: str = API_CONN_ID):
+        """The connection through which DAG tasks (the archive sweep) call this Airflow's REST API."""
+        from urllib.parse import urlsplit
+
+        u = urlsplit(self.base)
+        body = {"connection_id": conn_id, "conn_type": "http", "host": u.hostname, "port": u.port,
+                "schema": u.scheme, "login": self.user, "password": self.password,
+                "description": "this Airflow's REST API, for the archive sweep"}
+        code, _ = self.get(f"/api/v2/connections/{conn_id}")
+        if code == 200:
+            return self.patch(f"/api/v2/connections/{conn_id}", body)
+        return self.post("/api/v2/connections", body)
+
+    def delete(self, path):
+        return self._req("DELETE", path)
+
+    def clear_task(self, dag_id, run_id, task_id, map_index=-1, downstream=True):
+        """Clear one (mapped) task instance and, by default, everything downstream of it."""
+        return self.post(f"/api/v2/dags/{dag_id}/clearTaskInstances",
+                         {"dry_run": False, "dag_run_id": run_id, "only_failed": False, "reset_dag_runs": True,
+                          "task_ids": [[task_id, map_index] if map_index >= 0 else task_id],
+                          "include_downstream": downstream, "include_upstream": False})
+
+    def task_log(self, dag_id, run_id, task_id, try_number=1, map_index=-1) -> str:
+        code, out = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
+                             f"?full_content=true&map_index={map_index}")
+        if not isinstance(out, dict):
+            return str(out)
+        lines = []
+        for e in out.get("content", []):
+            if not isinstance(e, dict):
+                lines.append(str(e))
+                continue
+            extra = {k: v for k, v in e.items() if k not in ("event", "timestamp", "level", "logger")}
+            lines.append(str(e.get("event", "")) + (f"  {json.dumps(extra, default=str)}" if extra else ""))
+        return "\n".join(lines)
+
     def wait_dag(self, dag_id, timeout=120):
         t0 = time.time()
         while time.time() - t0 < timeout:
@@ -109,8 +147,8 @@ class Api:
         return out.get("task_instances", []) if code == 200 else []
 
 
-def admin_password() -> str:
-    f = HOME / "simple_auth_manager_passwords.json.generated"
+def admin_password(home: Path = HOME) -> str:
+    f = Path(home) / "simple_auth_manager_passwords.json.generated"
     for _ in range(60):
         if f.exists():
             return json.loads(f.read_text())["admin"]
@@ -118,44 +156,53 @@ def admin_password() -> str:
     raise RuntimeError(f"{f} was not written: is Airflow standalone running with AIRFLOW_HOME={HOME}?")
 
 
-def healthy() -> bool:
+def healthy(base: str = BASE) -> bool:
     try:
-        with urllib.request.urlopen(BASE + "/api/v2/monitor/health", timeout=5) as r:
+        with urllib.request.urlopen(base + "/api/v2/monitor/health", timeout=5) as r:
             h = json.loads(r.read())
         return all(h.get(k, {}).get("status") == "healthy" for k in ("metadatabase", "scheduler", "dag_processor"))
     except Exception:
         return False
 
 
-def start(timeout=180) -> None:
-    if healthy():
+def start(timeout=180, home: Path = HOME, port: int = PORT, env: dict | None = None) -> None:
+    """Start ``airflow standalone`` with its state in ``home`` and its API on ``port``, in its own
+    process group; wait until healthy; create the API connection the sweep DAG uses."""
+    base = f"http://localhost:{port}"
+    if healthy(base):
         return
-    HOME.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
+    home = Path(home)
+    home.mkdir(parents=True, exist_ok=True)
+    env = dict(env if env is not None else os.environ)
     venv_bin = str(Path(sys.executable).parent)
     env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")  # standalone runs `airflow ...` children
-    with open(LOG, "ab") as log:
+    env["AIRFLOW_HOME"] = str(home)
+    env["AIRFLOW__API__PORT"] = str(port)
+    env.setdefault("AIRFLOW__API__BASE_URL", base)  # workers reach the execution API through it
+    with open(home / "standalone.log", "ab") as log:
         p = subprocess.Popen([str(Path(venv_bin) / "airflow"), "standalone"], stdout=log, stderr=subprocess.STDOUT,
                              env=env, start_new_session=True)
-    PIDFILE.write_text(str(p.pid))
+    (home / "standalone.pid").write_text(str(p.pid))
     t0 = time.time()
     while time.time() - t0 < timeout:
         if p.poll() is not None:
-            raise RuntimeError(f"airflow standalone exited with {p.returncode}; see {LOG}")
-        if healthy():
+            raise RuntimeError(f"airflow standalone exited with {p.returncode}; see {home / 'standalone.log'}")
+        if healthy(base):
+            Api(base, home=home).ensure_api_connection()
             return
         time.sleep(2)
-    raise TimeoutError(f"Airflow not healthy after {timeout} s; see {LOG}")
+    raise TimeoutError(f"Airflow not healthy after {timeout} s; see {home / 'standalone.log'}")
 
 
-def stop() -> None:
-    if not PIDFILE.exists():
+def stop(home: Path = HOME) -> None:
+    pidfile = Path(home) / "standalone.pid"
+    if not pidfile.exists():
         return
-    pid = int(PIDFILE.read_text())
+    pid = int(pidfile.read_text())
     try:
         pgid = os.getpgid(pid)
     except ProcessLookupError:
-        PIDFILE.unlink(missing_ok=True)
+        pidfile.unlink(missing_ok=True)
         return
     os.killpg(pgid, signal.SIGTERM)
     for _ in range(30):  # the scheduler ignores SIGTERM for a while
@@ -166,7 +213,7 @@ def stop() -> None:
             break
     else:
         os.killpg(pgid, signal.SIGKILL)
-    PIDFILE.unlink(missing_ok=True)
+    pidfile.unlink(missing_ok=True)
 
 
 def run_field(field_id: str, conf: dict | None = None, timeout=7200) -> dict:

@@ -50,8 +50,16 @@ def thumbnails(tree: RunTree, results: list[dict]) -> dict[str, list[str]]:
     return out
 
 
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def render(tree: RunTree, report: dict) -> Path:
-    """Write html/index.html from the run report (stages, targets, results, products, errors)."""
+    """Write html/index.html (overview) and html/stage<N>.html (one page per stage) from the run
+    report (stages, targets, results, products, errors). Pages are written to a temporary name and
+    renamed; index.html last, so a complete index means complete pages."""
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
@@ -59,10 +67,10 @@ def render(tree: RunTree, report: dict) -> Path:
     env.globals["qa_colour"] = _qa_colour
     tree.html.mkdir(parents=True, exist_ok=True)
     products = sorted(p.name for p in tree.products.glob("*")) if tree.products.exists() else []
-    html = env.get_template("index.html").render(r=report, products=products,
-                                                 products_rel=os.path.relpath(tree.products, tree.html))
-    tmp = tree.html / "index.html.partial"
-    tmp.write_text(html)
-    tmp.replace(tree.html / "index.html")
+    common = {"r": report, "products": products, "products_rel": os.path.relpath(tree.products, tree.html)}
+    page = env.get_template("stage.html")
+    for s in report["stages"]:
+        _write(tree.html / f"stage{s['number']}.html", page.render(stage=s, **common))
     (tree.html / "report.json").write_text(json.dumps(report, indent=1, default=str))
+    _write(tree.html / "index.html", env.get_template("index.html").render(stage=None, **common))
     return tree.html / "index.html"

@@ -1,0 +1,58 @@
+"""A run's parameters: one JSON-schema definition for the trigger form and for the first task.
+
+The DAG builds its trigger form (``Param``) from :data:`SCHEMAS`; the first task checks the
+run's values again with :func:`check` (a run can be created by other means than the form, and
+a parameter list edited by hand must fail before any work), and records them in
+``products/run_params.json``. No Airflow import here.
+"""
+from __future__ import annotations
+
+from .model import FIELD_ID_PATTERN, CcipInputError
+
+SPW_GROUP_PATTERN = r"^\d+(,\d+)*$"
+
+SCHEMAS: dict[str, dict] = {
+    "field_id": {
+        "type": "string", "pattern": FIELD_ID_PATTERN, "title": "VLASS field id",
+        "description": "The VLASS tile and phase-centre token of the field, which is also the name of its "
+                       "folder in the archive: T<tile>t<tile>.J<hhmmss><+|-><ddmmss>, e.g. T10t02.J005000-023000"},
+    "spw_groups": {
+        "type": ["null", "array"], "items": {"type": "string", "pattern": SPW_GROUP_PATTERN}, "minItems": 1,
+        "title": "spw groups (optional)",
+        "description": "Override the spw groups of CCIP_parameter.list: one group per image plane, each "
+                       "comma-separated spw ids (one group per line in the form, e.g. 2,3 then 4,5; "
+                       "[\"2,3\", \"4,5\"] in a run's JSON conf). Leave empty to use the list."},
+    "imaging_overrides": {
+        "type": "object", "additionalProperties": False, "title": "imaging overrides (optional)",
+        "properties": {"imsize": {"type": "integer", "minimum": 64, "maximum": 16384},
+                       "cell": {"type": "string", "pattern": r"^[0-9.]+arcsec$"},
+                       "robust": {"type": "number", "minimum": -2, "maximum": 2},
+                       "nsigma": {"type": "number", "minimum": 0, "maximum": 100},
+                       "niter": {"type": "integer", "minimum": 0, "maximum": 1000000},
+                       "cycleniter": {"type": "integer", "minimum": 1, "maximum": 100000}},
+        "description": "tclean parameters that override the VLASS heuristics and CCIP_parameter.list, "
+                       "e.g. {\"imsize\": 512, \"cell\": \"2.0arcsec\", \"robust\": 1.0, \"nsigma\": 3}"},
+    "fault_groups": {
+        "type": "array", "items": {"type": "string"}, "title": "fault injection (operators' drills)",
+        "description": "spw groups (e.g. \"2,3\") whose imaging task fails on its first try, without "
+                       "retries, so that operators can practise clearing a failed group. Leave empty."},
+}
+DEFAULTS = {"spw_groups": None, "imaging_overrides": {}, "fault_groups": []}
+
+
+def check(params: dict) -> dict:
+    """Validate a run's parameters against :data:`SCHEMAS`; raise CcipInputError naming the parameter."""
+    import jsonschema
+
+    out = {**DEFAULTS, **{k: v for k, v in (params or {}).items() if k in SCHEMAS}}
+    unknown = sorted(set(params or {}) - set(SCHEMAS))
+    if unknown:
+        raise CcipInputError(f"unknown run parameter(s) {unknown}; known: {sorted(SCHEMAS)}")
+    for k, schema in SCHEMAS.items():
+        if k not in out:
+            raise CcipInputError(f"run parameter {k!r} is required")
+        try:
+            jsonschema.validate(out[k], schema)
+        except jsonschema.ValidationError as e:
+            raise CcipInputError(f"run parameter {k!r} = {out[k]!r} is invalid: {e.message}") from None
+    return out

@@ -1,0 +1,35 @@
+"""Helpers of the standalone tests (importable by test modules, unlike conftest.py)."""
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import airflow_local  # noqa: E402,F401
+
+DAG = "vlass_se_cube"
+TEST_HOME = ROOT / ".airflow-test"  # as in tests/conftest.py (wiped at session start)
+FIELD_ID = "T10t02.J005000-023000"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def trigger(api, conf: dict, prefix: str) -> str:
+    run_id = f"{prefix}__{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}_{time.time_ns() % 10**6}"
+    code, out = api.trigger(DAG, conf, run_id)
+    assert code in (200, 201), out
+    return run_id
+
+
+def weblog_url(base: str, run_id: str, path: str = "html/index.html", dag_id: str = DAG) -> str:
+    from urllib.parse import quote
+
+    return f"{base}/ccip/runs/{dag_id}/{quote(run_id, safe='')}/{path}"

@@ -1,0 +1,130 @@
+"""The users' path in a real browser (headless Chromium through selenium + chromedriver): log in,
+open the trigger form of vlass_se_cube, trigger a field, open the run's Weblog tab (the plugin's
+external view), and the weblog of a successful run. Screenshots go to tests/artifacts/ for people;
+the test asserts on the pages' content."""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+
+import pytest
+
+from ccip_standalone import DAG, FIELD_ID, ROOT
+
+pytestmark = [pytest.mark.airflow, pytest.mark.casa]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    assert CHROMIUM and CHROMEDRIVER, "Debian packages chromium and chromium-driver are needed (.ci/run installs them)"
+    profile = tempfile.mkdtemp(prefix="ccip-chromium-")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for a in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1000",
+              f"--user-data-dir={profile}"):
+        opts.add_argument(a)
+    d = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        yield d
+    finally:
+        d.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _shot(d, name):
+    d.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def _weblog_tab_text(d, run_url, wait, name):
+    from selenium.webdriver.common.by import By
+
+    d.get(run_url + "/plugin/ccip_weblog")
+    frame = wait.until(lambda d: d.find_elements(By.TAG_NAME, "iframe") or False)[0]
+    assert "/ccip/runs/" + DAG in frame.get_attribute("src")
+    d.switch_to.frame(frame)
+    try:
+        wait.until(lambda d: "VLASS-SE-CUBE" in d.find_element(By.TAG_NAME, "body").text)
+        text = d.find_element(By.TAG_NAME, "body").text
+    finally:
+        d.switch_to.default_content()
+    _shot(d, name)
+    return text
+
+
+def test_trigger_from_the_form_and_read_the_weblog_in_the_ui(standalone, browser, field_runs, tiny_field):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    d, base, api = browser, standalone.base, standalone.api
+    wait = WebDriverWait(d, 90)
+    # a field whose folder lacks its PIMS: the run fails fast, and its weblog says why
+    fid = "T10t06.J013000-023000"
+    fdir = standalone.archive / fid
+    fdir.mkdir()
+    for f in ("reimaging_resources.tgz", "SEIP_parameter.list", "CCIP_parameter.list"):
+        shutil.copy2(tiny_field / f, fdir / f)
+
+    d.get(base + "/")
+    wait.until(EC.presence_of_element_located((By.NAME, "username")))
+    _shot(d, "01_login")
+    d.find_element(By.NAME, "username").send_keys("admin")
+    password = json.loads((standalone.home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
+    d.find_element(By.NAME, "password").send_keys(password)
+    d.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(lambda d: "/auth/login" not in d.current_url)
+
+    d.get(f"{base}/dags/{DAG}")
+    wait.until(EC.element_to_be_clickable((By.XPATH, "//button[normalize-space()='Trigger']"))).click()
+    field = wait.until(EC.presence_of_element_located((By.ID, "element_field_id")))
+    dialog = lambda: d.find_elements(By.XPATH, "//*[@role='dialog']")[-1]  # noqa: E731
+    form = dialog().text
+    assert "VLASS field id" in form and "tile and phase-centre token" in form and "imaging overrides" in form
+
+    def trigger():  # a click by script: the "Failed to Trigger" toast may cover the button
+        btn = dialog().find_elements(By.XPATH, ".//button[normalize-space()='Trigger']")[-1]
+        wait.until(lambda d: btn.is_enabled())
+        d.execute_script("arguments[0].scrollIntoView(); arguments[0].click();", btn)
+
+    # a field id that breaks the pattern is refused at trigger time, with the reason shown in the form
+    field.send_keys("T1t02.bad")
+    trigger()
+    wait.until(lambda d: "does not match" in d.find_element(By.TAG_NAME, "body").text)
+    assert "Invalid input for param field_id" in d.find_element(By.TAG_NAME, "body").text
+    _shot(d, "02_trigger_form_refuses_a_bad_field_id")
+    assert f"/dags/{DAG}/runs/" not in d.current_url
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys(Keys.BACKSPACE)
+    field.send_keys(fid)
+    _shot(d, "03_trigger_form")
+    trigger()
+    wait.until(lambda d: f"/dags/{DAG}/runs/" in d.current_url)
+    run_url = d.current_url.split("?")[0]
+    run_id = run_url.rsplit("/runs/", 1)[1]
+    from urllib.parse import unquote
+
+    run = api.wait_run(DAG, unquote(run_id), timeout=600)
+    assert run["state"] == "failed" and run["conf"]["field_id"] == fid
+    text = _weblog_tab_text(d, run_url, wait, "04_weblog_of_a_run_without_pims")
+    assert f"VLASS-SE-CUBE: {fid}" in text and "Errors" in text and "no PIMS" in text
+
+    # the weblog of the successful run of the tiny field, in its run's Weblog tab
+    api.wait_run(DAG, field_runs.ok, timeout=3600)
+    from urllib.parse import quote
+
+    t0 = time.time()
+    text = _weblog_tab_text(d, f"{base}/dags/{DAG}/runs/{quote(field_runs.ok, safe='')}", wait, "05_weblog_of_a_run")
+    assert f"VLASS-SE-CUBE: {FIELD_ID}" in text and "state: success" in text and "Errors" not in text
+    assert "Images (pbcor cutouts: I Q U V)" in text and "hifv_restorepims resources" in text
+    assert all(f"{n}. " in text for n in range(1, 13))
+    assert time.time() - t0 < 120

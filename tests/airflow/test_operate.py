@@ -1,0 +1,214 @@
+"""Operating the pipeline in a real ``airflow standalone`` over its REST API (issue 6):
+trigger-time refusal, bad input in the first task, a successful run and its weblog through the
+plugin, partial failure then clear-and-retry of one mapped group, and the archive sweep."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from ccip_standalone import DAG, FIELD_ID, trigger, weblog_url
+
+pytestmark = [pytest.mark.airflow, pytest.mark.casa]
+SWEEP = "vlass_se_cube_reprocess"
+
+
+def tis_of(api, run_id, dag_id=DAG):
+    return {(t["task_id"], t["map_index"]): t for t in api.task_instances(dag_id, run_id)}
+
+
+def fetch(url, token=None):
+    req = urllib.request.Request(url)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read(), r.headers.get("Content-Type", "")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), e.headers.get("Content-Type", "")
+
+
+def products_of(standalone, run_id):
+    from ccip_ops.runtree import safe_run_id
+
+    return standalone.work / FIELD_ID / safe_run_id(run_id) / "products"
+
+
+def test_params_violating_the_schema_are_refused_at_trigger_time(standalone):
+    api = standalone.api
+    bad = [{"field_id": "../T10t02.J005000-023000"},
+           {"field_id": FIELD_ID, "spw_groups": ["2~4"]},
+           {"field_id": FIELD_ID, "imaging_overrides": {"imsize": 10}},
+           {"field_id": FIELD_ID, "imaging_overrides": {"weighting": "natural"}}]
+    for conf in bad:
+        code, out = api.trigger(DAG, conf, f"bad__{time.time_ns()}")
+        assert code in (400, 422), (conf, code, out)
+    code, out = api.get(f"/api/v2/dags/{DAG}/dagRuns?run_id_pattern=bad__")
+    assert code == 200 and out["total_entries"] == 0, out
+
+
+def test_field_without_pims_fails_in_the_first_task_naming_it_without_retries(standalone, tiny_field):
+    fid = "T10t05.J012000-023000"
+    d = standalone.archive / fid
+    d.mkdir()
+    for f in ("reimaging_resources.tgz", "SEIP_parameter.list", "CCIP_parameter.list"):
+        shutil.copy2(tiny_field / f, d / f)
+    api = standalone.api
+    run_id = trigger(api, {"field_id": fid}, "nopims")
+    run = api.wait_run(DAG, run_id, timeout=600)
+    tis = tis_of(api, run_id)
+    assert run["state"] == "failed"
+    first = tis[("stage_inputs", -1)]
+    assert first["state"] == "failed" and first["try_number"] == 1 and first["max_tries"] == 0
+    assert tis[("transform", -1)]["state"] == "upstream_failed"
+    log = api.task_log(DAG, run_id, "stage_inputs", 1)
+    assert "no PIMS" in log and str(d) in log, log[-3000:]
+    # the weblog of the failed run says the same, through the plugin
+    code, body, _ = fetch(weblog_url(standalone.base, run_id), api.token)
+    assert code == 200 and b'id="error-banner"' in body and b"no PIMS" in body
+
+
+def test_run_succeeds_and_its_weblog_is_served_in_the_ui(standalone, field_runs, truth):
+    api = standalone.api
+    t0 = time.time()
+    run = api.wait_run(DAG, field_runs.ok, timeout=3600)
+    tis = tis_of(api, field_runs.ok)
+    assert run["state"] == "success", {k: t["state"] for k, t in tis.items()}
+    print(f"\nsuccessful run finished {time.time() - t0:.0f} s after waiting began")
+    mapped = sorted(t["rendered_map_index"] for (tid, _), t in tis.items() if tid == "image_spw_group")
+    assert mapped == sorted("spw" + g.replace(",", "_") for g in field_runs.groups)
+    img = truth["names"]["ccip_imagename"]
+    prods = products_of(standalone, field_runs.ok)
+    for g in field_runs.groups:
+        assert (prods / f"{img}.spw{g.replace(',', '_')}.IQU.iter3.image.pbcor.tt0.subim.fits").is_file()
+    params = json.loads((prods / "run_params.json").read_text())
+    assert params["run_id"] == field_runs.ok and params["field_id"] == FIELD_ID and "pipeline_version" in params
+
+    # the weblog through the plugin: overview, one page per stage, thumbnails, products
+    code, body, ctype = fetch(weblog_url(standalone.base, field_runs.ok), api.token)
+    assert code == 200 and "text/html" in ctype
+    html = body.decode()
+    assert FIELD_ID in html and field_runs.ok in html and "error-banner" not in html
+    for n in range(1, 13):
+        assert f'href="stage{n}.html"' in html
+        code, page, _ = fetch(weblog_url(standalone.base, field_runs.ok, f"html/stage{n}.html"), api.token)
+        assert code == 200 and b'id="qa-score"' in page, n
+    code, png, ctype = fetch(weblog_url(standalone.base, field_runs.ok,
+                                        f"html/thumbs/spw{field_runs.groups[0].replace(',', '_')}_I.png"), api.token)
+    assert code == 200 and png[:8] == b"\x89PNG\r\n\x1a\n"
+    code, body, _ = fetch(weblog_url(standalone.base, field_runs.ok, "products/run_params.json"), api.token)
+    assert code == 200 and json.loads(body)["run_id"] == field_runs.ok
+    # never without a login, never outside html/ and products/
+    assert fetch(weblog_url(standalone.base, field_runs.ok))[0] in (401, 403)
+    assert fetch(weblog_url(standalone.base, field_runs.ok, "working/stages.json"), api.token)[0] == 404
+    assert fetch(weblog_url(standalone.base, field_runs.ok, "html/../../../x"), api.token)[0] == 404
+    # the plugin links the weblog from every run
+    code, out = api.get("/api/v2/plugins")
+    views = [v for p in out["plugins"] if p["name"] == "ccip_weblog" for v in p["external_views"]]
+    assert any(v["destination"] == "dag_run" and "{RUN_ID}" in v["href"] for v in views), views
+
+
+def test_partial_failure_then_clearing_the_failed_group_completes_the_run(standalone, field_runs, truth):
+    api = standalone.api
+    run = api.wait_run(DAG, field_runs.partial, timeout=3600)
+    tis = tis_of(api, field_runs.partial)
+    label = "spw" + field_runs.fault.replace(",", "_")
+    mapped = {t["rendered_map_index"]: t for (tid, _), t in tis.items() if tid == "image_spw_group"}
+    assert run["state"] == "failed"
+    assert mapped[label]["state"] == "failed" and mapped[label]["try_number"] == 1  # a drill: no retries
+    assert all(t["state"] == "success" for lab, t in mapped.items() if lab != label), mapped
+    for task in ("collect", "pbcor", "rmsimages", "cutouts", "analyzestokes", "export", "weblog"):
+        assert tis[(task, -1)]["state"] == "success", (task, tis[(task, -1)]["state"])
+    assert tis[("finalize", -1)]["state"] == "failed"
+    img = truth["names"]["ccip_imagename"]
+    prods = products_of(standalone, field_runs.partial)
+    fits = lambda g: prods / f"{img}.spw{g.replace(',', '_')}.IQU.iter3.image.pbcor.tt0.subim.fits"  # noqa: E731
+    assert not fits(field_runs.fault).exists()
+    assert all(fits(g).is_file() for g in field_runs.groups if g != field_runs.fault)
+    code, body, _ = fetch(weblog_url(standalone.base, field_runs.partial), api.token)
+    html = body.decode()
+    assert code == 200 and 'id="error-banner"' in html
+    assert f'<b id="failed-groups">{field_runs.fault}</b>' in html
+    assert f"spw group {field_runs.fault} ({label}) failed: fault injected" in html
+
+    # clear that one mapped task instance and its downstream: the group re-runs, then the fan-in
+    code, out = api.clear_task(DAG, field_runs.partial, "image_spw_group", mapped[label]["map_index"])
+    assert code == 200, out
+    cleared = {(t["task_id"], t["map_index"]) for t in out["task_instances"]}
+    assert ("image_spw_group", mapped[label]["map_index"]) in cleared and ("finalize", -1) in cleared
+    others = {t["map_index"] for lab, t in mapped.items() if lab != label}
+    assert not {("image_spw_group", m) for m in others} & cleared
+    run = api.wait_run(DAG, field_runs.partial, timeout=3600)
+    tis = tis_of(api, field_runs.partial)
+    assert run["state"] == "success", {k: t["state"] for k, t in tis.items()}
+    again = [t for (tid, _), t in tis.items() if tid == "image_spw_group" and t["rendered_map_index"] == label][0]
+    assert again["state"] == "success" and again["try_number"] == 2
+    assert all(fits(g).is_file() for g in field_runs.groups)
+    html = fetch(weblog_url(standalone.base, field_runs.partial), api.token)[1].decode()
+    assert "error-banner" not in html and f"{len(field_runs.groups)} of {len(field_runs.groups)} spw groups" in html
+    # the two runs of the field wrote into their own trees only
+    assert products_of(standalone, field_runs.ok) != prods
+    assert json.loads((prods / "run_params.json").read_text())["run_id"] == field_runs.partial
+
+
+def _fake_field(archive, fid, complete=True):
+    """An archive folder that passes (or not) the inputs check; the sweep never opens the files."""
+    d = archive / fid
+    (d / "x.ms").mkdir(parents=True)
+    if complete:
+        (d / "x.ms" / "table.dat").write_bytes(b"")
+    for f in ("reimaging_resources.tgz", "SEIP_parameter.list", "CCIP_parameter.list"):
+        (d / f).write_text("")
+    return fid
+
+
+def _sweep(api, conf):
+    run_id = f"sweep__{time.time_ns()}"
+    code, out = api.trigger(SWEEP, conf, run_id)
+    assert code in (200, 201), out
+    run = api.wait_run(SWEEP, run_id, timeout=300, poll=2)
+    assert run["state"] == "success", api.task_log(SWEEP, run_id, "sweep", 1)[-3000:]
+    code, x = api.get(f"/api/v2/dags/{SWEEP}/dagRuns/{run_id}/taskInstances/sweep/xcomEntries/return_value")
+    assert code == 200, x
+    v = x["value"]
+    return json.loads(v) if isinstance(v, str) else v
+
+
+def test_sweep_triggers_exactly_the_fields_that_need_it_and_none_twice(standalone, field_runs):
+    api = standalone.api
+    # the tiny field is complete by now (test order); wait in case this test runs alone
+    for r in (field_runs.ok, field_runs.partial):
+        api.wait_run(DAG, r, timeout=3600)
+    arch = standalone.archive
+    a, b, c = (_fake_field(arch, f) for f in ("T20t01.J100000+100000", "T20t02.J100000+100000",
+                                              "T20t03.J100000+100000"))
+    _fake_field(arch, "T20t04.J100000+100000", complete=False)  # no readable PIMS
+    # runs stay queued while vlass_se_cube is paused: the sweep must see them as busy
+    api.patch(f"/api/v2/dags/{DAG}", {"is_paused": True})
+    try:
+        busy = trigger(api, {"field_id": b}, "manual")
+        s1 = _sweep(api, {"max_runs": 1})
+        assert list(s1["triggered"]) == [a], s1
+        assert "queued or running" in s1["skipped"][b]
+        assert "limit of 1" in s1["skipped"][c]
+        assert "already processed" in s1["skipped"][FIELD_ID]
+        assert "inputs incomplete" in s1["skipped"]["T20t04.J100000+100000"]
+        s2 = _sweep(api, {"max_runs": 10, "force": True})
+        assert sorted(s2["triggered"]) == sorted([FIELD_ID, c]), s2  # a and b have queued runs
+        code, out = api.get(f"/api/v2/dags/{DAG}/dagRuns?state=queued&limit=100")
+        fields = sorted(r["conf"]["field_id"] for r in out["dag_runs"])
+        assert fields == sorted([a, b, c, FIELD_ID]), fields  # one run per field, none twice
+        s3 = _sweep(api, {"max_runs": 10, "force": True})
+        assert s3["triggered"] == {}, s3
+    finally:
+        code, out = api.get(f"/api/v2/dags/{DAG}/dagRuns?state=queued&limit=100")
+        for r in out.get("dag_runs", []):
+            api.delete(f"/api/v2/dags/{DAG}/dagRuns/{r['dag_run_id']}")
+        api.patch(f"/api/v2/dags/{DAG}", {"is_paused": False})
+        for f in (a, b, c, "T20t04.J100000+100000"):
+            shutil.rmtree(arch / f, ignore_errors=True)
+    assert busy
