@@ -104,7 +104,7 @@ def test_run_spreads_imaging_over_both_workers(cluster, e2e_run):
     code, out = api.trigger(DAG_ID, {"field_id": FIELD_ID}, run_id)
     assert code in (200, 201), out
     t0 = time.time()
-    run = api.wait_run(DAG_ID, run_id, timeout=1200)
+    run = api.wait_run(DAG_ID, run_id, timeout=3600)
     print(f"\ndistributed run: {run['state']} in {time.time() - t0:.0f} s")
     assert run["state"] == "success", _diagnose(cluster, api, run_id)
 
@@ -131,7 +131,7 @@ def test_killed_worker_task_is_retried_on_the_other(cluster, e2e_run):
     assert code in (200, 201), out
     t0 = time.time()
     victim = None
-    while time.time() - t0 < 900 and victim is None:
+    while time.time() - t0 < 3600 and victim is None:
         for t in _imaging(api, run_id):
             if t["state"] == "running" and t.get("hostname") in alive:
                 victim = t
@@ -148,7 +148,7 @@ def test_killed_worker_task_is_retried_on_the_other(cluster, e2e_run):
     print(f"\nkilled {dead} while it ran image_spw_group[{victim['rendered_map_index']}] "
           f"try {victim['try_number']}, {t_kill - t0:.0f} s into the run")
 
-    run = api.wait_run(DAG_ID, run_id, timeout=1200)
+    run = api.wait_run(DAG_ID, run_id, timeout=3600)
     print(f"fault run: {run['state']} in {time.time() - t0:.0f} s")
     assert run["state"] == "success", _diagnose(cluster, api, run_id)
 
