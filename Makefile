@@ -1,6 +1,7 @@
 # ccip: VLASS Coarse Cube Imaging Pipeline on Airflow + CASA
 #   make demo   set up, simulate a small field, run it through Airflow, print where the results are
 #   make test   set up, then the whole test suite
+#   make distributed-test  the DAG on CeleryExecutor/PostgreSQL/Redis with two workers, with a worker killed
 #   make airflow  the Airflow UI on localhost:8080 with the project's DAGs
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -20,12 +21,12 @@ export CCIP_WORK_ROOT ?= $(ROOT)/.data/work
 export CCIP_CASA_DIR ?= $(ROOT)/.casa
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install casa-config airflow-db demo test test-fast airflow airflow-stop simulate bench clean lock
+.PHONY: install casa-config airflow-db demo test test-fast distributed-test airflow airflow-stop simulate bench clean lock
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip wheel setuptools
-	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,distributed]'
 	@touch $@
 
 install: $(VENV)/.installed
@@ -50,6 +51,9 @@ demo: casa-config airflow-db simulate
 
 test: casa-config
 	$(PY) -m pytest -ra tests
+
+distributed-test: casa-config  # CeleryExecutor + PostgreSQL + Redis + 2 workers on loopback (also in make test)
+	$(PY) -m pytest -ra -s tests/distributed
 
 test-fast: casa-config
 	$(PY) -m pytest -ra -m "not casa and not airflow" tests

@@ -1,0 +1,173 @@
+"""vlass_se_cube on a distributed Airflow: CeleryExecutor, PostgreSQL metadata DB, Redis broker,
+api-server, scheduler, dag-processor, triggerer and two Celery workers as separate processes on
+loopback (scripts/airflow_cluster.py), on the tiny field.
+
+- a normal run: succeeds, its mapped imaging tasks ran on both workers (task records), and its
+  products equal the embedded run's (dag.test(), the e2e_run fixture) file for file, pixel for pixel;
+- a fault run: one worker is SIGKILLed with everything it started while it runs an imaging task;
+  the scheduler notices the dead task (heartbeat timeout, tens of seconds here), the retry runs
+  on the other worker, and the run completes with the same products.
+
+Skips only when PostgreSQL's or Redis's server binaries are missing (.ci/run installs them).
+"""
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TEST_HOME = ROOT / ".airflow-test"
+FIELD_ID = "T10t02.J005000-023000"
+DAG_ID = "vlass_se_cube"
+
+
+def _load_cluster_module():
+    spec = importlib.util.spec_from_file_location("airflow_cluster", ROOT / "scripts" / "airflow_cluster.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+ac = _load_cluster_module()
+_missing = ac.missing_binaries()
+if importlib.util.find_spec("airflow.providers.celery") is None:
+    _missing.append("the Python package apache-airflow-providers-celery (make install)")
+
+pytestmark = [
+    pytest.mark.casa, pytest.mark.airflow, pytest.mark.distributed,
+    pytest.mark.skipif(bool(_missing), reason="distributed Airflow test needs " + ", ".join(_missing)
+                       + " (Debian: apt-get install postgresql redis-server; .ci/run does it)"),
+]
+
+
+@pytest.fixture(scope="module")
+def cluster(tiny_field):
+    t0 = time.time()
+    with ac.Cluster(n_workers=2, heartbeat_timeout=20, imaging_slots=2,
+                    logs_to=TEST_HOME / "cluster-logs") as c:
+        print(f"\ncluster up in {time.time() - t0:.0f} s (logs: {c.logs})")
+        api = c.api()
+        api.wait_dag(DAG_ID, timeout=180)
+        c.rest = api
+        yield c
+
+
+def _diagnose(c, api, run_id) -> str:
+    tis = api.task_instances(DAG_ID, run_id)
+    lines = [f"{t['task_id']}[{t['map_index']}] {t['state']} try={t['try_number']} host={t.get('hostname')}"
+             for t in tis]
+    for name in ("scheduler", *c.worker_names):
+        log = c.logs / f"{name}.log"
+        if log.exists():
+            lines.append(f"--- {name}.log\n" + log.read_text(errors="replace")[-2500:])
+    return "\n".join(lines)
+
+
+def _imaging(api, run_id) -> list[dict]:
+    return [t for t in api.task_instances(DAG_ID, run_id) if t["task_id"] == "image_spw_group"]
+
+
+def _tries(api, run_id, map_index) -> list[dict]:
+    code, out = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/image_spw_group/{map_index}/tries")
+    assert code == 200, out
+    return sorted(out["task_instances"], key=lambda t: t["try_number"])
+
+
+def assert_same_products(tree, ref_tree):
+    """File names equal; every FITS pixel equal to float32 precision (NaN where the reference has NaN)."""
+    import numpy as np
+    from astropy.io import fits
+
+    names = sorted(p.name for p in tree.products.iterdir())
+    ref = sorted(p.name for p in ref_tree.products.iterdir())
+    assert names == ref
+    fits_names = [n for n in names if n.endswith(".fits")]
+    assert fits_names, "no FITS products"
+    eps = np.finfo(np.float32).eps
+    for n in fits_names:
+        with fits.open(tree.products / n) as a, fits.open(ref_tree.products / n) as b:
+            da, db = np.asarray(a[0].data, dtype=np.float64), np.asarray(b[0].data, dtype=np.float64)
+            assert da.shape == db.shape, n
+            assert (np.isnan(da) == np.isnan(db)).all(), f"{n}: blanked pixels differ"
+            ok = ~np.isnan(db)
+            scale = np.abs(db[ok]).max()
+            np.testing.assert_allclose(da[ok], db[ok], rtol=4 * eps, atol=4 * eps * scale, err_msg=n)
+
+
+def test_run_spreads_imaging_over_both_workers(cluster, e2e_run):
+    from ccip_ops.runtree import RunTree
+
+    api, run_id = cluster.rest, "dist__normal"
+    code, out = api.trigger(DAG_ID, {"field_id": FIELD_ID}, run_id)
+    assert code in (200, 201), out
+    t0 = time.time()
+    run = api.wait_run(DAG_ID, run_id, timeout=3600)
+    print(f"\ndistributed run: {run['state']} in {time.time() - t0:.0f} s")
+    assert run["state"] == "success", _diagnose(cluster, api, run_id)
+
+    imaging = _imaging(api, run_id)
+    assert len(imaging) == 3 and all(t["state"] == "success" for t in imaging)  # 4 groups, one fully flagged
+    hosts = {t["rendered_map_index"]: t["hostname"] for t in imaging}
+    print("imaging tasks ran on:", hosts)
+    assert set(hosts.values()) == set(cluster.worker_names), hosts
+    others = {t["hostname"] for t in api.task_instances(DAG_ID, run_id)}
+    assert others <= set(cluster.worker_names), others  # every task ran on a Celery worker
+
+    dr, ref_tree = e2e_run
+    assert dr.state == "success"
+    assert_same_products(RunTree.for_run(FIELD_ID, run_id), ref_tree)
+
+
+def test_killed_worker_task_is_retried_on_the_other(cluster, e2e_run):
+    from ccip_ops.runtree import RunTree
+
+    api, run_id = cluster.rest, "dist__workerkill"
+    alive = [n for n in cluster.worker_names if cluster.alive(n)]
+    assert len(alive) == 2
+    code, out = api.trigger(DAG_ID, {"field_id": FIELD_ID}, run_id)
+    assert code in (200, 201), out
+    t0 = time.time()
+    victim = None
+    while time.time() - t0 < 3600 and victim is None:
+        for t in _imaging(api, run_id):
+            if t["state"] == "running" and t.get("hostname") in alive:
+                victim = t
+                break
+        else:
+            time.sleep(1)
+    assert victim is not None, "no imaging task was seen running: " + _diagnose(cluster, api, run_id)
+    time.sleep(3)  # let tclean get under way
+    dead = victim["hostname"]
+    survivor = next(n for n in alive if n != dead)
+    t_kill = time.time()
+    cluster.kill_group(dead)  # SIGKILL: the worker, its pool, the task supervisor and the task runner
+    assert not cluster.alive(dead)
+    print(f"\nkilled {dead} while it ran image_spw_group[{victim['rendered_map_index']}] "
+          f"try {victim['try_number']}, {t_kill - t0:.0f} s into the run")
+
+    run = api.wait_run(DAG_ID, run_id, timeout=3600)
+    print(f"fault run: {run['state']} in {time.time() - t0:.0f} s")
+    assert run["state"] == "success", _diagnose(cluster, api, run_id)
+
+    tries = _tries(api, run_id, victim["map_index"])
+    first = next(t for t in tries if t["try_number"] == victim["try_number"])
+    last = tries[-1]
+    print("tries of the killed task:", [(t["try_number"], t["hostname"], t["state"]) for t in tries])
+    assert first["hostname"] == dead and first["state"] in ("failed", "up_for_retry"), first
+    assert last["try_number"] > first["try_number"]
+    assert last["state"] == "success" and last["hostname"] == survivor, last
+    from datetime import datetime, timezone
+
+    def ts(v):
+        return datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
+
+    kill_utc = datetime.fromtimestamp(t_kill, timezone.utc).isoformat()
+    print(f"killed at {kill_utc}; try {first['try_number']} marked failed at {first['end_date']} "
+          f"({ts(first['end_date']) - t_kill:.0f} s later); retry started {last['start_date']} on {survivor}")
+    for t in _imaging(api, run_id):
+        assert t["state"] == "success"
+    dr, ref_tree = e2e_run
+    assert_same_products(RunTree.for_run(FIELD_ID, run_id), ref_tree)

@@ -1,0 +1,145 @@
+"""docker/: the compose file validates with the compose client (no engine needed), the Dockerfile
+parses (BuildKit's own parser, via the `dockerfile` package) and installs ccip the way `make` does."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKER = ROOT / "docker"
+COMPOSE = DOCKER / "docker-compose.yml"
+SECRETS = ("CCIP_POSTGRES_PASSWORD", "CCIP_REDIS_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET",
+           "AIRFLOW_API_SECRET_KEY")
+AIRFLOW_SERVICES = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
+                    "airflow-worker")
+
+
+def _compose_clients() -> list[list[str]]:
+    clients = []
+    if shutil.which("docker-compose"):
+        clients.append(["docker-compose"])
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        clients.append(["docker", "compose"])
+    return clients
+
+
+CLIENTS = _compose_clients()
+needs_compose = pytest.mark.skipif(not CLIENTS, reason="no compose client (Debian: apt-get install docker-compose; "
+                                                       ".ci/run does it)")
+
+
+def _generated_env() -> dict[str, str]:
+    out = subprocess.run([str(DOCKER / "make-env.sh")], capture_output=True, text=True, check=True).stdout
+    env = dict(line.split("=", 1) for line in out.splitlines() if line and not line.startswith("#"))
+    assert set(SECRETS) <= set(env), env.keys()
+    return env
+
+
+def _config(client, env, tmp_path) -> subprocess.CompletedProcess:
+    # run from an empty directory so that no stray .env is picked up; secrets only from `env`
+    clean = {k: v for k, v in os.environ.items() if k not in SECRETS}
+    return subprocess.run([*client, "-f", str(COMPOSE), "--project-directory", str(DOCKER), "config"],
+                          capture_output=True, text=True, env={**clean, **env}, cwd=tmp_path)
+
+
+@needs_compose
+@pytest.mark.parametrize("client", CLIENTS, ids=lambda c: " ".join(c))
+def test_compose_config_validates_and_has_the_deployment(client, tmp_path):
+    import yaml
+
+    if (DOCKER / ".env").exists():
+        pytest.skip("docker/.env exists (a real deployment's secrets): not overriding it in a test")
+    env = _generated_env()
+    out = _config(client, env, tmp_path)
+    assert out.returncode == 0, out.stderr
+    cfg = yaml.safe_load(out.stdout)
+    svc = cfg["services"]
+    assert {"postgres", "redis", "airflow-init", *AIRFLOW_SERVICES} <= set(svc)
+    for name in ("postgres", "redis", *AIRFLOW_SERVICES):
+        assert svc[name].get("healthcheck", {}).get("test"), f"{name} has no health check"
+    assert int(svc["airflow-worker"]["deploy"]["replicas"]) >= 2
+    assert svc["airflow-worker"]["command"] in (["celery", "worker"], "celery worker")
+    for name in ("airflow-init", *AIRFLOW_SERVICES):
+        s = svc[name]
+        e = s["environment"]
+        assert e["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+        assert e["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://airflow:")
+        assert e["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
+        assert env["CCIP_POSTGRES_PASSWORD"] in e["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        assert e["AIRFLOW__CORE__FERNET_KEY"] == env["AIRFLOW_FERNET_KEY"]
+        targets = {v["target"]: v for v in s["volumes"]} if isinstance(s["volumes"][0], dict) else {
+            v.split(":")[1]: {"read_only": v.endswith(":ro"), "source": v.split(":")[0]} for v in s["volumes"]}
+        assert targets["/data/archive"]["read_only"], f"{name}: the archive must be mounted read-only"
+        assert not targets["/data/work"].get("read_only"), name
+        assert e["CCIP_ARCHIVE_ROOT"] == "/data/archive" and e["CCIP_WORK_ROOT"] == "/data/work"
+        if name != "airflow-init":
+            assert svc[name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+    init = " ".join(svc["airflow-init"]["command"])
+    assert "airflow db migrate" in init and re.search(r"airflow pools set casa_imaging", init)
+
+
+@needs_compose
+def test_compose_refuses_to_start_without_its_secrets(tmp_path):
+    env = _generated_env()
+    del env["AIRFLOW_FERNET_KEY"]
+    out = _config(CLIENTS[0], env, tmp_path)
+    assert out.returncode != 0
+    assert "docker/make-env.sh" in out.stderr
+
+
+def test_no_secret_in_the_repository_files():
+    text = COMPOSE.read_text()
+    for key in SECRETS:
+        assert re.search(r"\$\{" + key + r":\?", text), f"{key} must come from the environment, required"
+    for key, value in re.findall(r"^\s*(\w*(?:PASSWORD|SECRET|FERNET_KEY)(?!S_FILE)\w*):\s*(\S.*)$", text, re.M):
+        assert value.startswith("${"), f"{key}: a literal value in the compose file"
+    gitignore = (ROOT / ".gitignore").read_text().split()
+    assert "docker/.env" in gitignore
+
+
+def test_make_env_generates_fresh_secrets():
+    a, b = _generated_env(), _generated_env()
+    for key in SECRETS:
+        assert len(a[key]) >= 32 and a[key] != b[key]
+    from cryptography.fernet import Fernet
+
+    Fernet(a["AIRFLOW_FERNET_KEY"].encode())  # a valid Fernet key
+
+
+def test_dockerfile_is_the_pinned_airflow_image_with_makes_install_steps():
+    import tomllib
+
+    import dockerfile
+
+    cmds = dockerfile.parse_file(str(DOCKER / "Dockerfile"))  # BuildKit's parser: raises on a syntax error
+    args = {c.value[0].split("=", 1)[0]: c.value[0].split("=", 1)[1] for c in cmds if c.cmd == "ARG"}
+    pins = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    airflow_pin = next(p.split("==")[1] for p in pins if p.startswith("apache-airflow=="))
+    assert args["AIRFLOW_VERSION"] == airflow_pin
+    assert args["PYTHON_VERSION"] == "3.11"
+    froms = [c for c in cmds if c.cmd == "FROM"]
+    assert [f.value[0] for f in froms] == ["apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}"]
+    constraints_pin = re.search(r"^apache-airflow==(\S+)$", (ROOT / "constraints.txt").read_text(), re.M).group(1)
+    assert constraints_pin == airflow_pin
+
+    runs = " ".join(c.value[0] for c in cmds if c.cmd == "RUN")
+    make = (ROOT / "Makefile").read_text()
+    # make install: pip with -c constraints.txt, the distributed extra; make casa-config: ccip_ops.casa_env
+    assert re.search(r"pip install -q -c constraints.txt -e '\.\[[a-z,]*distributed[a-z,]*\]'", make)
+    assert re.search(r"pip install [^&]*-c constraints\.txt \"\.\[distributed\]\"", runs), runs
+    assert "-m ccip_ops.casa_env" in make and "python -m ccip_ops.casa_env" in runs
+    assert "pip install -q --upgrade pip wheel setuptools" in make
+    assert "pip install --no-cache-dir -q --upgrade pip wheel setuptools" in runs
+    # what the image copies exists and is not excluded by the build's ignore file
+    ignore = (DOCKER / "Dockerfile.dockerignore").read_text().split()
+    for c in cmds:
+        if c.cmd == "COPY":
+            for src in c.value[:-1]:
+                assert (ROOT / src).exists(), src
+                assert "!" + src in ignore or "!" + src + "/" in ignore, f"{src} is excluded from the build context"
+    assert [c.value[0] for c in cmds if c.cmd == "USER"][-1] == "airflow", "the image must not run as root"
