@@ -1,0 +1,292 @@
+#!/usr/bin/env python3
+"""What the orchestration costs (issue 8, items 1-3): one field through a real Airflow against
+``ccip run``, with k imaging slots, and the per-task overhead of the mapped imaging tasks.
+
+Simulates a field once (default: the `tiny` preset, cached under bench/.work and
+shared with imaging_scale.py), starts ``airflow standalone`` (SQLite + LocalExecutor) in its own
+AIRFLOW_HOME on free ports (or the ones given), and then, ``--rounds`` times, in this order:
+
+  serial   ``ccip run FIELD`` in one process (every stage, no Airflow): wall time of the process;
+  k slots  for each k in ``--slots``: pool ``casa_imaging`` set to k slots, the DAG triggered over
+           the REST API; wall time from the trigger to the last task's end.
+
+Figures, each a ratio within one round, then the median over rounds:
+
+  overhead     Airflow(k=1) / serial                       target <= 1.05
+  efficiency   ideal(k) / Airflow(k), ideal(k) = the serial run's non-imaging time + the
+               serial run's imaging group times spread over k slots (longest first)   target >= 0.9
+  per task     for each mapped image_spw_group task: queued -> first tclean start and last
+               tclean end -> task end (the REST task-instance records and the CASA call records
+               of the group's result, which carry absolute start/end times)          target < 2 s
+
+    python bench/orchestration.py [--preset tiny] [--nchan 4] [--rounds 3] [--slots 1 2]
+                                  [--port 0] [--worker-log-port 0] [--trigger-log-port 0]
+Writes bench/results/orchestration.json. Airflow is stopped (its process group) at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+from _common import ROOT, WORK, header, load, machine, median, now, table, write_result  # noqa: E402
+
+DAG = "vlass_se_cube"
+
+
+def safe_run_id(run_id: str) -> str:
+    from ccip_ops.runtree import safe_run_id as f
+
+    return f(run_id)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ts(s: str | None) -> float | None:
+    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp() if s else None
+
+
+def ensure_field(preset: str, nchan: int | None, field_id: str) -> tuple[Path, Path]:
+    """The archive holding the simulated field (shared with imaging_scale.py's layout)."""
+    from ccip_ops.simulate import presets, simulate_field
+
+    p = presets.get(preset, **({"nchan": nchan} if nchan else {}))
+    default = presets.get(preset).nchan
+    base = WORK if (preset == "tiny" and p.nchan == default) else \
+        WORK / (f"nchan{p.nchan}" if preset == "tiny" else f"{preset}_nchan{p.nchan}")
+    archive = base / "archive"
+    if not (archive / field_id).exists():
+        print(f"simulating {field_id} ({preset}, {p.nchan} chan/spw) into {archive} ...", flush=True)
+        simulate_field(archive, field_id, p)
+    return archive, base
+
+
+def load_driver(env: dict):
+    """scripts/airflow_local.py, imported after its environment (home, port) is set."""
+    os.environ.update(env)
+    spec = importlib.util.spec_from_file_location("airflow_local", ROOT / "scripts" / "airflow_local.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def group_times(tree: Path) -> dict[str, dict]:
+    """Per spw group: the imaging task's own wall time and its tclean start/end (absolute)."""
+    out = {}
+    for f in sorted((tree / "working" / "results").glob("*.json")):
+        if f.name.endswith(".failed.json"):
+            continue
+        r = json.loads(f.read_text())
+        tc = [c for c in r.get("tclean_calls", []) if c["task"] == "tclean"]
+        out[r["target"]["label"]] = {
+            "wall_s": r["qa"].get("wall_s"),
+            "tclean_s": sum(c["wall_s"] for c in tc),
+            "tclean_start": min((c["start_unix"] for c in tc if "start_unix" in c), default=None),
+            "tclean_end": max((c["end_unix"] for c in tc if "end_unix" in c), default=None)}
+    return out
+
+
+def presets_nchan(preset: str) -> int:
+    from ccip_ops.simulate import presets
+
+    return presets.get(preset).nchan
+
+
+def lpt_makespan(times: list[float], k: int) -> float:
+    """Longest-processing-time-first schedule of the group times over k slots."""
+    slots = [0.0] * k
+    for t in sorted(times, reverse=True):
+        slots[slots.index(min(slots))] += t
+    return max(slots)
+
+
+def run_serial(archive: Path, work: Path, field_id: str, run_id: str, env: dict) -> dict:
+    t0 = time.time()
+    out = subprocess.run([str(Path(sys.executable).parent / "ccip"), "run", field_id, "--archive", str(archive),
+                          "--work", str(work), "--run-id", run_id], capture_output=True, text=True, env=env)
+    wall = time.time() - t0
+    tree = work / field_id / safe_run_id(run_id)
+    summary = {}
+    try:
+        summary = json.loads(out.stdout[out.stdout.rindex('{\n "run_tree"'):])
+    except ValueError:
+        pass
+    groups = group_times(tree)
+    imaging = sum(g["wall_s"] for g in groups.values())
+    return {"run_id": run_id, "ok": out.returncode == 0, "wall_s": wall, "errors": summary.get("errors"),
+            "imaging_s": imaging, "non_imaging_s": wall - imaging, "groups": groups,
+            "stderr_tail": out.stderr[-1500:] if out.returncode else ""}
+
+
+def run_airflow(drv, api, work: Path, field_id: str, run_id: str, k: int) -> dict:
+    code, out = api.ensure_pool(slots=k)
+    if code not in (200, 201):
+        raise RuntimeError(f"setting pool casa_imaging to {k} slots failed ({code}): {out}")
+    t0 = time.time()
+    code, out = api.trigger(DAG, {"field_id": field_id}, run_id)
+    if code not in (200, 201):
+        raise RuntimeError(f"trigger refused ({code}): {out}")
+    run = api.wait_run(DAG, run_id, timeout=7200, poll=1)
+    seen = time.time()
+    tis = api.task_instances(DAG, run_id)
+    ends = [ts(t["end_date"]) for t in tis if t.get("end_date")]
+    wall = (max(ends) if ends else seen) - t0
+    tree = work / field_id / safe_run_id(run_id)
+    groups = group_times(tree)
+    tasks = []
+    for t in tis:
+        rec = {"task": t["task_id"], "map_index": t["map_index"], "label": t.get("rendered_map_index"),
+               "state": t["state"], "try": t.get("try_number"), "scheduled": ts(t.get("scheduled_when")),
+               "queued": ts(t.get("queued_when")), "start": ts(t.get("start_date")), "end": ts(t.get("end_date"))}
+        if t["task_id"] == "image_spw_group":
+            g = groups.get(rec["label"] or "", {})
+            if g.get("tclean_start") and rec["queued"] and rec["end"]:
+                rec.update({"tclean_start": g["tclean_start"], "tclean_end": g["tclean_end"],
+                            "scheduled_to_queued_s": rec["queued"] - rec["scheduled"] if rec["scheduled"] else None,
+                            "queued_to_start_s": rec["start"] - rec["queued"],
+                            "start_to_tclean_s": g["tclean_start"] - rec["start"],
+                            "queued_to_tclean_s": g["tclean_start"] - rec["queued"],
+                            "tclean_to_end_s": rec["end"] - g["tclean_end"]})
+        tasks.append(rec)
+    busy = sum(t["end"] - t["start"] for t in tasks if t["start"] and t["end"])
+    return {"run_id": run_id, "slots": k, "state": run["state"], "ok": run["state"] == "success",
+            "wall_s": wall, "run_start_to_end_s": (ts(run.get("end_date")) or seen) - (ts(run.get("start_date")) or t0),
+            "sum_task_durations_s": busy, "tasks": tasks}
+
+
+def summarise(a, m, l0, l1, field_id, rounds, t_start, complete) -> dict:
+    # ratios within each round, then medians over the rounds
+    per_round = []
+    for rnd in rounds:
+        s = rnd["serial"]
+        gt = [g["wall_s"] for g in s["groups"].values()]
+        x = {"round": rnd["round"], "serial_s": s["wall_s"]}
+        for k, r in rnd["airflow"].items():
+            ideal = s["non_imaging_s"] + lpt_makespan(gt, int(k))
+            x[f"airflow_k{k}_s"] = r["wall_s"]
+            x[f"ideal_k{k}_s"] = ideal
+            x[f"ideal_even_k{k}_s"] = s["non_imaging_s"] + s["imaging_s"] / int(k)
+            x[f"efficiency_k{k}"] = ideal / r["wall_s"] if r["ok"] and s["ok"] else None
+            x[f"ratio_k{k}_serial"] = r["wall_s"] / s["wall_s"] if r["ok"] and s["ok"] else None
+        per_round.append(x)
+    keys = [k for k in per_round[0] if k != "round"] if per_round else []
+    med = {k: median(x[k] for x in per_round) for k in keys}
+    pt = [t for rnd in rounds for r in rnd["airflow"].values() for t in r["tasks"] if "queued_to_tclean_s" in t]
+    per_task = {f: {"median": median(t[f] for t in pt), "max": max((t[f] for t in pt if t[f] is not None), default=None)}
+                for f in ("scheduled_to_queued_s", "queued_to_start_s", "start_to_tclean_s", "queued_to_tclean_s",
+                          "tclean_to_end_s")} if pt else {}
+    ngroups = len(rounds[0]["serial"]["groups"]) if rounds else 0
+    result = {"benchmark": "orchestration", "when": now(), "machine": m, "load_before": l0, "load_after": l1,
+              "field": {"field_id": field_id, "preset": a.preset, "nchan_per_spw": a.nchan or presets_nchan(a.preset), "spw_groups_imaged": ngroups},
+              "airflow": {"mode": "airflow standalone (SQLite, LocalExecutor)", "worker_slots": "pool casa_imaging slots=k"},
+              "rounds_requested": a.rounds, "rounds_done": len(rounds), "slots": a.slots, "elapsed_s": time.time() - t_start,
+              "per_round": per_round, "median": med, "per_task_overhead": per_task,
+              "targets": {"overhead_ratio_max": 1.05, "efficiency_min": 0.9, "per_task_s_max": 2.0},
+              "raw": rounds}
+    result["complete"] = complete
+    return result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--nchan", type=int, default=None, help="channels per spw of the simulated field "
+                    "(default: the preset's; more channels, more visibilities, longer imaging)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--slots", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--port", type=int, default=0, help="Airflow API port (0: a free one)")
+    ap.add_argument("--worker-log-port", type=int, default=0)
+    ap.add_argument("--trigger-log-port", type=int, default=0)
+    a = ap.parse_args()
+    from ccip_ops.simulate import DEFAULT_FIELD_ID as field_id
+
+    m, l0 = machine(), load()
+    archive, base = ensure_field(a.preset, a.nchan, field_id)
+    bench_root = WORK / "orchestration"
+    shutil.rmtree(bench_root, ignore_errors=True)  # every invocation starts clean
+    home, runs_serial, runs_af = bench_root / "airflow", bench_root / "serial", bench_root / "airflow-runs"
+    for d in (home, runs_serial, runs_af):
+        d.mkdir(parents=True)
+    casa_dir = os.environ.get("CCIP_CASA_DIR", str(ROOT / ".casa"))
+    env = {"AIRFLOW_HOME": str(home), "AIRFLOW__API__PORT": str(a.port or free_port()),
+           "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(a.worker_log_port or free_port()),
+           "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(a.trigger_log_port or free_port()),
+           "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+           "CCIP_ARCHIVE_ROOT": str(archive), "CCIP_WORK_ROOT": str(runs_af), "CCIP_CASA_DIR": casa_dir,
+           "PYTHONUNBUFFERED": "1"}
+    drv = load_driver(env)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop Airflow in `finally` on a kill too
+    serial_env = {**os.environ, "CCIP_WORK_ROOT": str(runs_serial)}
+    rounds = []
+    t_start = time.time()
+    try:
+        print(f"starting airflow standalone (AIRFLOW_HOME={home}, port {env['AIRFLOW__API__PORT']}) ...", flush=True)
+        drv.start(timeout=300)
+        api = drv.Api()
+        api.wait_dag(DAG, timeout=300)
+        for i in range(a.rounds):
+            rnd = {"round": i, "load_before": load()}
+            rnd["serial"] = run_serial(archive, runs_serial, field_id, f"serial_r{i}", serial_env)
+            print(f"round {i}: serial {rnd['serial']['wall_s']:.1f} s (ok={rnd['serial']['ok']})", flush=True)
+            rnd["airflow"] = {}
+            for k in a.slots:
+                r = run_airflow(drv, api, runs_af, field_id, f"bench_k{k}_r{i}", k)
+                rnd["airflow"][str(k)] = r
+                print(f"round {i}: airflow k={k} {r['wall_s']:.1f} s ({r['state']})", flush=True)
+            rnd["load_after"] = load()
+            rounds.append(rnd)
+            # keep what is done: an interrupted benchmark leaves its finished rounds (complete: false)
+            write_result("orchestration", summarise(a, m, l0, load(), field_id, rounds, t_start, False))
+    finally:
+        drv.stop()
+    l1 = load()
+    result = summarise(a, m, l0, l1, field_id, rounds, t_start, True)
+    per_round, med, per_task, ngroups = (result["per_round"], result["median"], result["per_task_overhead"],
+                                         result["field"]["spw_groups_imaged"])
+    print(header(f"orchestration: field {field_id} ({a.preset}, {a.nchan or presets_nchan(a.preset)} chan/spw, {ngroups} spw groups), "
+                 f"medians of {a.rounds} rounds", m, l0, l1))
+    head = ["round", "load1", "serial s"] + [c for k in a.slots for c in (f"airflow k={k} s", f"ideal k={k} s",
+                                                                           f"eff k={k}")]
+    rows = []
+    for x, rnd in zip(per_round, rounds):
+        row = [x["round"], rnd["load_before"]["load1"], f"{x['serial_s']:.1f}"]
+        for k in a.slots:
+            e = x[f"efficiency_k{k}"]
+            row += [f"{x[f'airflow_k{k}_s']:.1f}", f"{x[f'ideal_k{k}_s']:.1f}", f"{e:.2f}" if e else "failed"]
+        rows.append(row)
+    print(table(tuple(head), rows))
+    if med:
+        r1 = med.get("ratio_k1_serial")
+        print(f"overhead Airflow(k=1)/serial: median {r1:.3f} (target <= 1.05)" if r1 else "overhead: no successful round")
+        for k in a.slots:
+            e = med.get(f"efficiency_k{k}")
+            if e:
+                print(f"parallel efficiency k={k}: median {e:.2f} of ideal (target >= 0.9)")
+    if per_task:
+        print(table(("per mapped imaging task", "median s", "max s"),
+                    [(f, f"{v['median']:.2f}" if v["median"] is not None else "-",
+                      f"{v['max']:.2f}" if v["max"] is not None else "-") for f, v in per_task.items()]))
+    print(f"wrote {write_result('orchestration', result)}")
+    return 0 if rounds and all(r["serial"]["ok"] and all(x["ok"] for x in r["airflow"].values()) for r in rounds) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
