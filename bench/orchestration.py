@@ -103,6 +103,45 @@ def group_times(tree: Path) -> dict[str, dict]:
     return out
 
 
+def recover(a, bench_root: Path, field_id: str, serial_walls: dict[int, float]) -> list[dict]:
+    """Rounds of an interrupted invocation from what it left on disk: the task-instance and dag-run
+    records in Airflow's SQLite database (the trigger time is the run's queued_at), the run trees,
+    and the serial wall times (given: they were only printed)."""
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{bench_root / 'airflow' / 'airflow.db'}?mode=ro", uri=True)
+    db.row_factory = sqlite3.Row
+
+    def iso(v):
+        return None if v is None else (str(v).replace(" ", "T") + ("" if "+" in str(v) else "+00:00"))
+
+    rounds = []
+    for i, wall in sorted(serial_walls.items()):
+        run_id = f"serial_r{i}"
+        tree = bench_root / "serial" / field_id / run_id
+        groups = group_times(tree)
+        imaging = sum(g["wall_s"] for g in groups.values())
+        errors = [] if (tree / "products" / "pipeline_manifest.xml").exists() else ["no manifest"]
+        rnd = {"round": i, "load_before": None, "recovered": True,
+               "serial": {"run_id": run_id, "ok": not errors, "wall_s": wall, "errors": errors, "imaging_s": imaging,
+                          "non_imaging_s": wall - imaging, "groups": groups}, "airflow": {}}
+        for k in a.slots:
+            run_id = f"bench_k{k}_r{i}"
+            dr = db.execute("select * from dag_run where run_id=?", (run_id,)).fetchone()
+            if dr is None or dr["state"] not in ("success", "failed"):
+                continue
+            tis = [{"task_id": r["task_id"], "map_index": r["map_index"], "rendered_map_index": r["rendered_map_index"],
+                    "state": r["state"], "try_number": r["try_number"], "scheduled_when": iso(r["scheduled_dttm"]),
+                    "queued_when": iso(r["queued_dttm"]), "start_date": iso(r["start_date"]),
+                    "end_date": iso(r["end_date"])}
+                   for r in db.execute("select * from task_instance where run_id=?", (run_id,))]
+            run = {"state": dr["state"], "start_date": iso(dr["start_date"]), "end_date": iso(dr["end_date"])}
+            rnd["airflow"][str(k)] = airflow_record(run_id, k, run, tis, ts(iso(dr["queued_at"])),
+                                                    ts(iso(dr["end_date"])), bench_root / "airflow-runs", field_id)
+        rounds.append(rnd)
+    return rounds
+
+
 def presets_nchan(preset: str) -> int:
     from ccip_ops.simulate import presets
 
@@ -145,7 +184,12 @@ def run_airflow(drv, api, work: Path, field_id: str, run_id: str, k: int) -> dic
         raise RuntimeError(f"trigger refused ({code}): {out}")
     run = api.wait_run(DAG, run_id, timeout=7200, poll=1)
     seen = time.time()
-    tis = api.task_instances(DAG, run_id)
+    return airflow_record(run_id, k, run, api.task_instances(DAG, run_id), t0, seen, work, field_id)
+
+
+def airflow_record(run_id: str, k: int, run: dict, tis: list[dict], t0: float, seen: float, work: Path,
+                   field_id: str) -> dict:
+    """One Airflow run's figures from its dag-run and task-instance records (REST field names)."""
     ends = [ts(t["end_date"]) for t in tis if t.get("end_date")]
     wall = (max(ends) if ends else seen) - t0
     tree = work / field_id / safe_run_id(run_id)
@@ -186,8 +230,8 @@ def summarise(a, m, l0, l1, field_id, rounds, t_start, complete) -> dict:
             x[f"efficiency_k{k}"] = ideal / r["wall_s"] if r["ok"] and s["ok"] else None
             x[f"ratio_k{k}_serial"] = r["wall_s"] / s["wall_s"] if r["ok"] and s["ok"] else None
         per_round.append(x)
-    keys = [k for k in per_round[0] if k != "round"] if per_round else []
-    med = {k: median(x[k] for x in per_round) for k in keys}
+    keys = sorted({k for x in per_round for k in x if k != "round"})
+    med = {k: median(x.get(k) for x in per_round) for k in keys}
     pt = [t for rnd in rounds for r in rnd["airflow"].values() for t in r["tasks"] if "queued_to_tclean_s" in t]
     per_task = {f: {"median": median(t[f] for t in pt), "max": max((t[f] for t in pt if t[f] is not None), default=None)}
                 for f in ("scheduled_to_queued_s", "queued_to_start_s", "start_to_tclean_s", "queued_to_tclean_s",
@@ -214,10 +258,21 @@ def main() -> int:
     ap.add_argument("--port", type=int, default=0, help="Airflow API port (0: a free one)")
     ap.add_argument("--worker-log-port", type=int, default=0)
     ap.add_argument("--trigger-log-port", type=int, default=0)
+    ap.add_argument("--recover", nargs="+", metavar="ROUND=SERIAL_S",
+                    help="summarise an interrupted invocation from its Airflow database and run trees, "
+                         "with the serial wall times it printed, e.g. 0=1234.5")
     a = ap.parse_args()
     from ccip_ops.simulate import DEFAULT_FIELD_ID as field_id
 
     m, l0 = machine(), load()
+    if a.recover:
+        walls = {int(x.split("=")[0]): float(x.split("=")[1]) for x in a.recover}
+        rounds = recover(a, WORK / "orchestration", field_id, walls)
+        result = summarise(a, m, l0, load(), field_id, rounds, time.time(), False)
+        result["recovered_from_interrupted_run"] = True
+        print(json.dumps({"median": result["median"], "per_task_overhead": result["per_task_overhead"]}, indent=1))
+        print(f"wrote {write_result('orchestration', result)}")
+        return 0
     archive, base = ensure_field(a.preset, a.nchan, field_id)
     bench_root = WORK / "orchestration"
     shutil.rmtree(bench_root, ignore_errors=True)  # every invocation starts clean
@@ -247,14 +302,14 @@ def main() -> int:
             rnd["serial"] = run_serial(archive, runs_serial, field_id, f"serial_r{i}", serial_env)
             print(f"round {i}: serial {rnd['serial']['wall_s']:.1f} s (ok={rnd['serial']['ok']})", flush=True)
             rnd["airflow"] = {}
+            rounds.append(rnd)
             for k in a.slots:
                 r = run_airflow(drv, api, runs_af, field_id, f"bench_k{k}_r{i}", k)
                 rnd["airflow"][str(k)] = r
                 print(f"round {i}: airflow k={k} {r['wall_s']:.1f} s ({r['state']})", flush=True)
+                # keep what is done: an interrupted benchmark leaves its finished runs (complete: false)
+                write_result("orchestration", summarise(a, m, l0, load(), field_id, rounds, t_start, False))
             rnd["load_after"] = load()
-            rounds.append(rnd)
-            # keep what is done: an interrupted benchmark leaves its finished rounds (complete: false)
-            write_result("orchestration", summarise(a, m, l0, load(), field_id, rounds, t_start, False))
     finally:
         drv.stop()
     l1 = load()
@@ -269,6 +324,9 @@ def main() -> int:
     for x, rnd in zip(per_round, rounds):
         row = [x["round"], rnd["load_before"]["load1"], f"{x['serial_s']:.1f}"]
         for k in a.slots:
+            if f"airflow_k{k}_s" not in x:
+                row += ["-", "-", "-"]
+                continue
             e = x[f"efficiency_k{k}"]
             row += [f"{x[f'airflow_k{k}_s']:.1f}", f"{x[f'ideal_k{k}_s']:.1f}", f"{e:.2f}" if e else "failed"]
         rows.append(row)
@@ -285,7 +343,8 @@ def main() -> int:
                     [(f, f"{v['median']:.2f}" if v["median"] is not None else "-",
                       f"{v['max']:.2f}" if v["max"] is not None else "-") for f, v in per_task.items()]))
     print(f"wrote {write_result('orchestration', result)}")
-    return 0 if rounds and all(r["serial"]["ok"] and all(x["ok"] for x in r["airflow"].values()) for r in rounds) else 1
+    done = len(rounds) == a.rounds and all(len(r["airflow"]) == len(a.slots) for r in rounds)
+    return 0 if done and all(r["serial"]["ok"] and all(x["ok"] for x in r["airflow"].values()) for r in rounds) else 1
 
 
 if __name__ == "__main__":
