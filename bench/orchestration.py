@@ -123,13 +123,14 @@ def recover(a, bench_root: Path, field_id: str, serial_walls: dict[int, float]) 
         imaging = sum(g["wall_s"] for g in groups.values())
         errors = [] if (tree / "products" / "pipeline_manifest.xml").exists() else ["no manifest"]
         rnd = {"round": i, "load_before": None, "recovered": True,
-               "serial": {"run_id": run_id, "ok": not errors, "wall_s": wall, "errors": errors, "imaging_s": imaging,
-                          "non_imaging_s": wall - imaging, "groups": groups}, "airflow": {}}
+               "serial": {"run_id": run_id, "ok": not errors and wall is not None, "wall_s": wall, "errors": errors,
+                          "imaging_s": imaging, "non_imaging_s": wall - imaging if wall is not None else None, "groups": groups, "stages": stage_seconds(tree)},
+               "airflow": {}}
         for k in a.slots:
             run_id = f"bench_k{k}_r{i}"
             dr = db.execute("select * from dag_run where run_id=?", (run_id,)).fetchone()
-            if dr is None or dr["state"] not in ("success", "failed"):
-                continue
+            if dr is None:
+                continue  # an unfinished run is kept: its finished tasks still give per-task figures
             tis = [{"task_id": r["task_id"], "map_index": r["map_index"], "rendered_map_index": r["rendered_map_index"],
                     "state": r["state"], "try_number": r["try_number"], "scheduled_when": iso(r["scheduled_dttm"]),
                     "queued_when": iso(r["queued_dttm"]), "start_date": iso(r["start_date"]),
@@ -137,7 +138,8 @@ def recover(a, bench_root: Path, field_id: str, serial_walls: dict[int, float]) 
                    for r in db.execute("select * from task_instance where run_id=?", (run_id,))]
             run = {"state": dr["state"], "start_date": iso(dr["start_date"]), "end_date": iso(dr["end_date"])}
             rnd["airflow"][str(k)] = airflow_record(run_id, k, run, tis, ts(iso(dr["queued_at"])),
-                                                    ts(iso(dr["end_date"])), bench_root / "airflow-runs", field_id)
+                                                    ts(iso(dr["end_date"])) or time.time(), bench_root / "airflow-runs",
+                                                    field_id)
         rounds.append(rnd)
     return rounds
 
@@ -146,6 +148,30 @@ def presets_nchan(preset: str) -> int:
     from ccip_ops.simulate import presets
 
     return presets.get(preset).nchan
+
+
+def stage_seconds(tree: Path) -> dict[str, float]:
+    """Seconds of each stage inside its process (the run's stages.json), as the serial run took them."""
+    f = tree / "working" / "stages.json"
+    return {k: v["seconds"] for k, v in json.loads(f.read_text()).items()} if f.exists() else {}
+
+
+def task_costs(serial: dict, r: dict) -> dict:
+    """Per finished task of an Airflow run: its duration against the same stage (or spw group) in the
+    serial process, and the idle time of the run (no task running: scheduling latency)."""
+    ref = {**serial.get("stages", {}), **{f"image_spw_group[{k}]": g["wall_s"] for k, g in serial["groups"].items()}}
+    rows, idle, last_end = [], 0.0, None
+    for t in sorted((t for t in r["tasks"] if t["start"] and t["end"] and t["state"] == "success"),
+                    key=lambda t: t["start"]):
+        name = t["task"] + (f"[{t['label']}]" if t["map_index"] >= 0 else "")
+        if last_end is not None and t["start"] > last_end:
+            idle += t["start"] - last_end
+        last_end = max(last_end or 0.0, t["end"])
+        s = ref.get(name)
+        rows.append({"task": name, "airflow_s": t["end"] - t["start"], "serial_s": s,
+                     "extra_s": (t["end"] - t["start"] - s) if s is not None else None})
+    return {"tasks": rows, "idle_between_tasks_s": idle,
+            "extra_s_median": median(x["extra_s"] for x in rows)}
 
 
 def lpt_makespan(times: list[float], k: int) -> float:
@@ -170,7 +196,7 @@ def run_serial(archive: Path, work: Path, field_id: str, run_id: str, env: dict)
     groups = group_times(tree)
     imaging = sum(g["wall_s"] for g in groups.values())
     return {"run_id": run_id, "ok": out.returncode == 0, "wall_s": wall, "errors": summary.get("errors"),
-            "imaging_s": imaging, "non_imaging_s": wall - imaging, "groups": groups,
+            "imaging_s": imaging, "non_imaging_s": wall - imaging, "groups": groups, "stages": stage_seconds(tree),
             "stderr_tail": out.stderr[-1500:] if out.returncode else ""}
 
 
@@ -223,12 +249,17 @@ def summarise(a, m, l0, l1, field_id, rounds, t_start, complete) -> dict:
         gt = [g["wall_s"] for g in s["groups"].values()]
         x = {"round": rnd["round"], "serial_s": s["wall_s"]}
         for k, r in rnd["airflow"].items():
-            ideal = s["non_imaging_s"] + lpt_makespan(gt, int(k))
+            known = s["ok"] and s["non_imaging_s"] is not None
+            ideal = s["non_imaging_s"] + lpt_makespan(gt, int(k)) if known else None
             x[f"airflow_k{k}_s"] = r["wall_s"]
             x[f"ideal_k{k}_s"] = ideal
-            x[f"ideal_even_k{k}_s"] = s["non_imaging_s"] + s["imaging_s"] / int(k)
+            x[f"ideal_even_k{k}_s"] = s["non_imaging_s"] + s["imaging_s"] / int(k) if known else None
             x[f"efficiency_k{k}"] = ideal / r["wall_s"] if r["ok"] and s["ok"] else None
             x[f"ratio_k{k}_serial"] = r["wall_s"] / s["wall_s"] if r["ok"] and s["ok"] else None
+            tc = task_costs(s, r)
+            x[f"idle_k{k}_s"] = tc["idle_between_tasks_s"]
+            x[f"task_extra_k{k}_s"] = tc["extra_s_median"]
+            r["task_costs"] = tc
         per_round.append(x)
     keys = sorted({k for x in per_round for k in x if k != "round"})
     med = {k: median(x.get(k) for x in per_round) for k in keys}
@@ -260,13 +291,13 @@ def main() -> int:
     ap.add_argument("--trigger-log-port", type=int, default=0)
     ap.add_argument("--recover", nargs="+", metavar="ROUND=SERIAL_S",
                     help="summarise an interrupted invocation from its Airflow database and run trees, "
-                         "with the serial wall times it printed, e.g. 0=1234.5")
+                         "with the serial wall times it printed, e.g. 0=1234.5 (0= if that run did not end)")
     a = ap.parse_args()
     from ccip_ops.simulate import DEFAULT_FIELD_ID as field_id
 
     m, l0 = machine(), load()
     if a.recover:
-        walls = {int(x.split("=")[0]): float(x.split("=")[1]) for x in a.recover}
+        walls = {int(x.split("=")[0]): float(x.split("=")[1]) if x.split("=")[1] else None for x in a.recover}
         rounds = recover(a, WORK / "orchestration", field_id, walls)
         result = summarise(a, m, l0, load(), field_id, rounds, time.time(), False)
         result["recovered_from_interrupted_run"] = True
@@ -280,7 +311,11 @@ def main() -> int:
     for d in (home, runs_serial, runs_af):
         d.mkdir(parents=True)
     casa_dir = os.environ.get("CCIP_CASA_DIR", str(ROOT / ".casa"))
-    env = {"AIRFLOW_HOME": str(home), "AIRFLOW__API__PORT": str(a.port or free_port()),
+    port = a.port or free_port()
+    # tasks reach the API server's execution API at [api] base_url: without it they call
+    # localhost:8080, which is not ours (or is someone else's Airflow)
+    env = {"AIRFLOW_HOME": str(home), "AIRFLOW__API__PORT": str(port), "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
+           "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(a.worker_log_port or free_port()),
            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(a.trigger_log_port or free_port()),
            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
