@@ -200,19 +200,26 @@ def extrapolate(pix: dict, vis: dict) -> dict:
 
     vl = vlass_visibilities()
     px_v = VLASS["imsize"] ** 2
-    # (1) linear cost model fitted on every measured point: t = t0 + a*pixels + b*visibilities,
-    #     memory = m0 + c*pixels + d*visibilities (least squares, coefficients clipped at >= 0)
-    pts = pix["rows"] + vis["rows"]
-    A = np.array([[1.0, r["pixels"], r["visibilities"]] for r in pts])
+    # (1) linear cost models, each fitted within one sweep only (the sweeps may have run under a
+    #     different machine load, so absolute times of one are not comparable with the other):
+    #     t = (t0 + a*pixels) * (c + d*vis) / (c + d*vis_ref), memory = m0 + b*pixels
+    def lin(rows, xkey, ykey):
+        A = np.array([[1.0, r[xkey]] for r in rows])
+        coef, *_ = np.linalg.lstsq(A, np.array([r[ykey] for r in rows]), rcond=None)
+        return np.maximum(coef, 0.0)
 
-    def lin(key):
-        coef, *_ = np.linalg.lstsq(A, np.array([r[key] for r in pts]), rcond=None)
-        coef = np.maximum(coef, 0.0)
-        return coef, float(coef @ np.array([1.0, px_v, vl["visibilities"]]))
+    vref = pix["rows"][0]["visibilities"]
 
-    ct, t_lin = lin("tclean_s")
-    cw, w_lin = lin("wall_s")
-    cm, m_lin = lin("peak_rss_mb")
+    def scaled(key):
+        cp, cv = lin(pix["rows"], "pixels", key), lin(vis["rows"], "visibilities", key)
+        f = (cv[0] + cv[1] * vl["visibilities"]) / (cv[0] + cv[1] * vref)
+        return cp, cv, float((cp[0] + cp[1] * px_v) * f)
+
+    cwp, cwv, w_lin = scaled("wall_s")
+    ctp, ctv, t_lin = scaled("tclean_s")
+    cm = lin(pix["rows"], "pixels", "peak_rss_mb")
+    m_lin = float(cm[0] + cm[1] * px_v)
+    cw, ct = (cwp, cwv), (ctp, ctv)
     # (2) power law from the reference point (the image size shared by both sweeps)
     ref = next((r for r in pix["rows"] if r["pixels"] == vis["rows"][-1]["pixels"]), pix["rows"][0])
     t_pow = ref["wall_s"] * (px_v / ref["pixels"]) ** pix["exponent_wall"] * \
@@ -223,9 +230,12 @@ def extrapolate(pix: dict, vis: dict) -> dict:
     return {
         "vlass_group": vl,
         "linear_model": {
-            "wall_s": {"t0": cw[0], "per_pixel": cw[1], "per_visibility": cw[2], "vlass": w_lin},
-            "tclean_s": {"t0": ct[0], "per_pixel": ct[1], "per_visibility": ct[2], "vlass": t_lin},
-            "peak_rss_mb": {"m0": cm[0], "per_pixel": cm[1], "per_visibility": cm[2], "vlass": m_lin},
+            "form": "t = (t0 + a*pixels) * (c + d*vis)/(c + d*vis_ref); memory = m0 + b*pixels",
+            "wall_s": {"t0": cw[0][0], "per_pixel": cw[0][1], "vis_c": cw[1][0], "vis_d": cw[1][1],
+                       "vis_ref": vref, "vlass": w_lin},
+            "tclean_s": {"t0": ct[0][0], "per_pixel": ct[0][1], "vis_c": ct[1][0], "vis_d": ct[1][1],
+                         "vis_ref": vref, "vlass": t_lin},
+            "peak_rss_mb": {"m0": cm[0], "per_pixel": cm[1], "vlass": m_lin},
             "bytes_per_pixel": bytes_per_px},
         "power_law": {"reference": {"pixels": ref["pixels"], "visibilities": ref["visibilities"],
                                     "wall_s": ref["wall_s"]},
@@ -248,7 +258,8 @@ def extrapolate(pix: dict, vis: dict) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--axis", choices=("pixels", "vis", "both"), default="both")
+    ap.add_argument("--axis", choices=("pixels", "vis", "both", "none"), default="both",
+                    help="what to measure; the other sections are kept from the last result (none: refit only)")
     ap.add_argument("--sizes", type=int, nargs="+", default=[160, 320, 640])
     ap.add_argument("--vis-groups", nargs="+", default=["10", "10,11", "10,11,12,13"],
                     help="spw subsets of the group imaged at the preset's image size (visibilities)")
