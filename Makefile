@@ -21,7 +21,7 @@ export CCIP_WORK_ROOT ?= $(ROOT)/.data/work
 export CCIP_CASA_DIR ?= $(ROOT)/.casa
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install casa-config airflow-db demo test test-fast distributed-test airflow airflow-stop simulate bench clean lock
+.PHONY: install casa-config airflow-db demo test test-fast distributed-test airflow airflow-stop simulate bench bench-parse bench-imaging bench-orchestration clean lock
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -72,5 +72,13 @@ lock:  # regenerate the pinned dependency set from the current environment
 clean:
 	rm -rf .airflow .data .casa .pytest_cache
 
-bench: casa-config  # on demand, never part of make test
+bench: bench-parse bench-imaging bench-orchestration  # on demand, never part of make test
+
+bench-parse: install
+	$(PY) bench/dag_parse.py
+
+bench-imaging: casa-config
 	$(PY) bench/imaging_scale.py
+
+bench-orchestration: casa-config  # its own Airflow (AIRFLOW_HOME under bench/.work, free ports)
+	$(PY) bench/orchestration.py

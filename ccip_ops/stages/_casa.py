@@ -2,7 +2,7 @@
 
 Every call is appended to ``working/casa_commands.log`` as the command that ran (what NRAO
 exports as ``casa_commands.log``) and to the caller's list of call records (parameters,
-wall time, peak resident memory of the process during the call).
+wall time, absolute start and end, peak resident memory of the process during the call).
 """
 from __future__ import annotations
 
@@ -85,9 +85,11 @@ class Casa:
                 out = fn(**kw)
         finally:
             self._forward_casa_log(offset)
-        wall = time.time() - t0
-        rec = {"task": task, "stage": self.stage, "wall_s": round(wall, 3),
-               "peak_rss_mb": round(mem.peak / 2**20, 1), "params": kw}
+        t1 = time.time()
+        wall = t1 - t0
+        # absolute start/end (Unix seconds) let benchmarks relate the CASA call to its task's timeline
+        rec = {"task": task, "stage": self.stage, "wall_s": round(wall, 3), "start_unix": round(t0, 3),
+               "end_unix": round(t1, 3), "peak_rss_mb": round(mem.peak / 2**20, 1), "params": kw}
         self.calls.append(rec)
         with open(self.working / "casa_commands.log", "a") as f:
             f.write(f"# {self.stage}: {wall:.1f} s, peak RSS {rec['peak_rss_mb']} MB\n{cmd}\n")
