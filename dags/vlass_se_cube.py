@@ -56,9 +56,7 @@ def vlass_se_cube():
 
     @task(retries=0)
     def stage_inputs() -> dict:
-        from ccip_ops import pipeline
-
-        from ccip_ops import runparams
+        from ccip_ops import pipeline, runparams
 
         p, run_id = ctx_params()
         # checked again here: against the schema, then (pipeline.stage_inputs) against the archive
