@@ -73,9 +73,10 @@ class Api:
 
     def ensure_pool(self, name="casa_imaging", slots=None, description="CASA imaging tasks (one tclean each)"):
         slots = slots or int(os.environ.get("CCIP_IMAGING_SLOTS", os.cpu_count() or 2))
-        code, _ = self.get(f"/api/v2/pools/{name}")
-        if code == 200:
-            return self.patch(f"/api/v2/pools/{name}", {"name": name, "slots": slots, "description": description})
+        code, cur = self.get(f"/api/v2/pools/{name}")
+        if code == 200:  # Airflow 3.3's PATCH wants the whole body, include_deferred too
+            return self.patch(f"/api/v2/pools/{name}", {"name": name, "slots": slots, "description": description,
+                                                        "include_deferred": bool(cur.get("include_deferred"))})
         return self.post("/api/v2/pools", {"name": name, "slots": slots, "description": description,
                                            "include_deferred": False})
 
