@@ -39,13 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from airflow_local import Api  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from airflow_local import Api, free_port  # noqa: E402
 
 
 def pg_bin(name: str) -> str | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,6 +28,13 @@ BASE = f"http://localhost:{PORT}"
 PIDFILE = HOME / "standalone.pid"
 LOG = HOME / "standalone.log"
 API_CONN_ID = "ccip_airflow_api"  # the sweep DAG (vlass_se_cube_reprocess) calls the REST API with it
+
+
+def free_port() -> int:
+    """A free TCP port on loopback (for an Airflow that must not clash with a user's 8080)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class Api:

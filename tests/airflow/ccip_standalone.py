@@ -1,7 +1,6 @@
 """Helpers of the standalone tests (importable by test modules, unlike conftest.py)."""
 from __future__ import annotations
 
-import socket
 import sys
 import time
 from pathlib import Path
@@ -10,16 +9,11 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import airflow_local  # noqa: E402,F401
+from airflow_local import free_port  # noqa: E402,F401
 
 DAG = "vlass_se_cube"
 TEST_HOME = ROOT / ".airflow-test"  # as in tests/conftest.py (wiped at session start)
 FIELD_ID = "T10t02.J005000-023000"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def trigger(api, conf: dict, prefix: str) -> str:
