@@ -7,8 +7,10 @@ shared with imaging_scale.py), starts ``airflow standalone`` (SQLite + LocalExec
 AIRFLOW_HOME on free ports (or the ones given), and then, ``--rounds`` times, in this order:
 
   serial   ``ccip run FIELD`` in one process (every stage, no Airflow): wall time of the process;
-  k slots  for each k in ``--slots``: pool ``casa_imaging`` set to k slots, the DAG triggered over
-           the REST API; wall time from the trigger to the last task's end.
+  k slots  for each k in ``--slots``: Airflow (re)started with pool ``casa_imaging`` of k slots and
+           CCIP_CASA_THREADS = cores // k (as scripts/airflow_local.py sets it), the DAG triggered
+           over the REST API; wall time from the trigger to the last task's end. The serial runs
+           interleave with the first k's runs; later k's rounds follow.
 
 Figures, each a ratio within one round, then the median over rounds:
 
@@ -241,9 +243,38 @@ def airflow_record(run_id: str, k: int, run: dict, tis: list[dict], t0: float, s
             "sum_task_durations_s": busy, "tasks": tasks}
 
 
-def summarise(a, m, l0, l1, field_id, rounds, t_start, complete) -> dict:
+IMPORTS = r"""
+import json, time
+from ccip_ops import casa_env
+casa_env.ensure()
+t0 = time.perf_counter(); import casatools
+t1 = time.perf_counter(); import casatasks
+t2 = time.perf_counter()
+print(json.dumps({"casatools_s": t1 - t0, "casatasks_s": t2 - t1}))
+"""
+
+
+def casa_import_cost(repeats: int = 3) -> dict:
+    """What every CASA task process pays before its first CASA call: importing casatools and
+    casatasks (which imports every task, scipy and matplotlib) in a fresh interpreter. A task
+    forked by Airflow's supervisor inherits Airflow, not CASA. Medians of ``repeats``."""
+    runs = []
+    for _ in range(repeats):
+        out = subprocess.run([sys.executable, "-c", IMPORTS], capture_output=True, text=True, cwd=str(WORK))
+        if out.returncode == 0:
+            runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    if not runs:
+        return {}
+    med = {k: median(r[k] for r in runs) for k in runs[0]}
+    med["total_s"] = med["casatools_s"] + med["casatasks_s"]
+    med["repeats"] = len(runs)
+    return med
+
+
+def summarise(a, m, l0, l1, field_id, rounds, t_start, complete, threads=None) -> dict:
     # ratios within each round, then medians over the rounds
     per_round = []
+    rounds = [r for r in rounds if "serial" in r]
     for rnd in rounds:
         s = rnd["serial"]
         gt = [g["wall_s"] for g in s["groups"].values()]
@@ -270,7 +301,9 @@ def summarise(a, m, l0, l1, field_id, rounds, t_start, complete) -> dict:
     ngroups = len(rounds[0]["serial"]["groups"]) if rounds else 0
     result = {"benchmark": "orchestration", "when": now(), "machine": m, "load_before": l0, "load_after": l1,
               "field": {"field_id": field_id, "preset": a.preset, "nchan_per_spw": a.nchan or presets_nchan(a.preset), "spw_groups_imaged": ngroups},
-              "airflow": {"mode": "airflow standalone (SQLite, LocalExecutor)", "worker_slots": "pool casa_imaging slots=k"},
+              "airflow": {"mode": "airflow standalone (SQLite, LocalExecutor)", "worker_slots": "pool casa_imaging slots=k",
+                          "casa_threads_per_task": {str(k): v for k, v in (threads or {}).items()},
+                          "serial_casa_threads": "CASA default (every core)"},
               "rounds_requested": a.rounds, "rounds_done": len(rounds), "slots": a.slots, "elapsed_s": time.time() - t_start,
               "per_round": per_round, "median": med, "per_task_overhead": per_task,
               "targets": {"overhead_ratio_max": 1.05, "efficiency_min": 0.9, "per_task_s_max": 2.0},
@@ -322,33 +355,43 @@ def main() -> int:
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
            "CCIP_ARCHIVE_ROOT": str(archive), "CCIP_WORK_ROOT": str(runs_af), "CCIP_CASA_DIR": casa_dir,
            "PYTHONUNBUFFERED": "1"}
+    serial_env = {k: v for k, v in os.environ.items() if k not in ("CCIP_CASA_THREADS", "OMP_NUM_THREADS")}
+    serial_env["CCIP_WORK_ROOT"] = str(runs_serial)  # serial: CASA's default threads (every core)
     drv = load_driver(env)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop Airflow in `finally` on a kill too
-    serial_env = {**os.environ, "CCIP_WORK_ROOT": str(runs_serial)}
-    rounds = []
+    rounds = [{"round": i, "airflow": {}} for i in range(a.rounds)]
+    threads = {}
     t_start = time.time()
     try:
-        print(f"starting airflow standalone (AIRFLOW_HOME={home}, port {env['AIRFLOW__API__PORT']}) ...", flush=True)
-        drv.start(timeout=300)
-        api = drv.Api()
-        api.wait_dag(DAG, timeout=300)
-        for i in range(a.rounds):
-            rnd = {"round": i, "load_before": load()}
-            rnd["serial"] = run_serial(archive, runs_serial, field_id, f"serial_r{i}", serial_env)
-            print(f"round {i}: serial {rnd['serial']['wall_s']:.1f} s (ok={rnd['serial']['ok']})", flush=True)
-            rnd["airflow"] = {}
-            rounds.append(rnd)
-            for k in a.slots:
+        # one Airflow start per k: its task processes inherit CCIP_CASA_THREADS = cores // k (what
+        # scripts/airflow_local.py sets for a pool of k), so k tcleans at once do not oversubscribe
+        for j, k in enumerate(a.slots):
+            os.environ["CCIP_IMAGING_SLOTS"] = str(k)
+            os.environ.pop("CCIP_CASA_THREADS", None)
+            threads[k] = drv.casa_threads(os.environ)
+            print(f"starting airflow standalone (AIRFLOW_HOME={home}, port {env['AIRFLOW__API__PORT']}, pool {k}, "
+                  f"{threads[k]} CASA thread(s) per task) ...", flush=True)
+            drv.start(timeout=300)
+            api = drv.Api()
+            api.wait_dag(DAG, timeout=300)
+            for i, rnd in enumerate(rounds):
+                if j == 0:
+                    rnd["load_before"] = load()
+                    rnd["serial"] = run_serial(archive, runs_serial, field_id, f"serial_r{i}", serial_env)
+                    print(f"round {i}: serial {rnd['serial']['wall_s']:.1f} s (ok={rnd['serial']['ok']})", flush=True)
                 r = run_airflow(drv, api, runs_af, field_id, f"bench_k{k}_r{i}", k)
+                r["casa_threads"] = threads[k]
                 rnd["airflow"][str(k)] = r
                 print(f"round {i}: airflow k={k} {r['wall_s']:.1f} s ({r['state']})", flush=True)
+                rnd["load_after"] = load()
                 # keep what is done: an interrupted benchmark leaves its finished runs (complete: false)
-                write_result("orchestration", summarise(a, m, l0, load(), field_id, rounds, t_start, False))
-            rnd["load_after"] = load()
+                write_result("orchestration", summarise(a, m, l0, load(), field_id, rounds, t_start, False, threads))
+            drv.stop()
     finally:
         drv.stop()
     l1 = load()
-    result = summarise(a, m, l0, l1, field_id, rounds, t_start, True)
+    result = summarise(a, m, l0, l1, field_id, rounds, t_start, True, threads)
+    result["casa_import_per_task"] = casa_import_cost()
     per_round, med, per_task, ngroups = (result["per_round"], result["median"], result["per_task_overhead"],
                                          result["field"]["spw_groups_imaged"])
     print(header(f"orchestration: field {field_id} ({a.preset}, {a.nchan or presets_nchan(a.preset)} chan/spw, {ngroups} spw groups), "
@@ -377,6 +420,10 @@ def main() -> int:
         print(table(("per mapped imaging task", "median s", "max s"),
                     [(f, f"{v['median']:.2f}" if v["median"] is not None else "-",
                       f"{v['max']:.2f}" if v["max"] is not None else "-") for f, v in per_task.items()]))
+    ci = result["casa_import_per_task"]
+    if ci:
+        print(f"CASA import in a fresh task process: casatools {ci['casatools_s']:.2f} s + casatasks "
+              f"{ci['casatasks_s']:.2f} s = {ci['total_s']:.2f} s (median of {ci['repeats']})")
     print(f"wrote {write_result('orchestration', result)}")
     done = len(rounds) == a.rounds and all(len(r["airflow"]) == len(a.slots) for r in rounds)
     return 0 if done and all(r["serial"]["ok"] and all(x["ok"] for x in r["airflow"].values()) for r in rounds) else 1

@@ -9,6 +9,12 @@ of importing casatools/casatasks directly so that the order is always right.
 Where things go:
 - ``$CCIP_CASA_DIR`` (default ``<project>/.casa``): ``casasiteconfig.py``, ``cache/``, ``logs/``, and
   ``matplotlib/`` (``MPLCONFIGDIR``, unless already set: casatasks imports matplotlib).
+
+Threads: ``$CCIP_CASA_THREADS`` (a positive integer) caps the OpenMP threads of each CASA process
+(``OMP_NUM_THREADS``, read once when casatools loads; an ``OMP_NUM_THREADS`` already set wins).
+Unset, CASA uses every core. A worker that runs k imaging tasks at once on c cores should set it to
+c // k (``scripts/airflow_local.py`` does): tclean gains little from its threads (bench/README) and k
+processes each using every core oversubscribe the machine.
 """
 from __future__ import annotations
 
@@ -73,9 +79,26 @@ def ensure() -> Path:
             f"(CASASITECONFIG={current!r}); import CASA through ccip_ops.casa_env.tools()"
         )
     os.environ["CASASITECONFIG"] = str(path)
+    threads = casa_threads()
+    if threads and "casatools" not in sys.modules:
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     # casatasks imports matplotlib, which would write its cache under ~/.cache and ~/.config
     os.environ.setdefault("MPLCONFIGDIR", str(casa_dir() / "matplotlib"))
     return path
+
+
+def casa_threads() -> int | None:
+    """``$CCIP_CASA_THREADS`` as a positive integer, or None when unset or empty."""
+    raw = os.environ.get("CCIP_CASA_THREADS", "").strip()
+    if not raw:
+        return None
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"CCIP_CASA_THREADS={raw!r}: expected a positive integer (OpenMP threads per CASA process)")
+    return n
 
 
 def tools():

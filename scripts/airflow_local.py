@@ -80,7 +80,7 @@ class Api:
         return self._req("PATCH", path, body)
 
     def ensure_pool(self, name="casa_imaging", slots=None, description="CASA imaging tasks (one tclean each)"):
-        slots = slots or int(os.environ.get("CCIP_IMAGING_SLOTS", os.cpu_count() or 2))
+        slots = slots or imaging_slots()
         code, cur = self.get(f"/api/v2/pools/{name}")
         if code == 200:  # Airflow 3.3's PATCH wants the whole body, include_deferred too
             return self.patch(f"/api/v2/pools/{name}", {"name": name, "slots": slots, "description": description,
@@ -174,6 +174,19 @@ def healthy(base: str = BASE) -> bool:
         return False
 
 
+def imaging_slots(env: dict | None = None) -> int:
+    """Size of the casa_imaging pool: ``$CCIP_IMAGING_SLOTS``, default one per core."""
+    return int((env if env is not None else os.environ).get("CCIP_IMAGING_SLOTS") or os.cpu_count() or 2)
+
+
+def casa_threads(env: dict | None = None) -> int:
+    """OpenMP threads per CASA task: ``$CCIP_CASA_THREADS``, default cores // imaging slots (at least 1),
+    so that a full pool of tclean runs does not oversubscribe the cores (bench/README: tclean's own
+    threads gain little)."""
+    env = env if env is not None else os.environ
+    return int(env.get("CCIP_CASA_THREADS") or max(1, (os.cpu_count() or 1) // imaging_slots(env)))
+
+
 def start(timeout=180, home: Path = HOME, port: int = PORT, env: dict | None = None) -> None:
     """Start ``airflow standalone`` with its state in ``home`` and its API on ``port``, in its own
     process group; wait until healthy; create the API connection the sweep DAG uses."""
@@ -188,6 +201,7 @@ def start(timeout=180, home: Path = HOME, port: int = PORT, env: dict | None = N
     env["AIRFLOW_HOME"] = str(home)
     env["AIRFLOW__API__PORT"] = str(port)
     env.setdefault("AIRFLOW__API__BASE_URL", base)  # workers reach the execution API through it
+    env["CCIP_CASA_THREADS"] = str(casa_threads(env))  # the task processes inherit it (ccip_ops.casa_env)
     with open(home / "standalone.log", "ab") as log:
         p = subprocess.Popen([str(Path(venv_bin) / "airflow"), "standalone"], stdout=log, stderr=subprocess.STDOUT,
                              env=env, start_new_session=True)

@@ -36,3 +36,32 @@ def test_casa_imports_offline_and_writes_nothing_outside(tmp_path):
     lines = out.stdout.strip().splitlines()
     assert lines[-1].startswith("False False ") and "casadata" in lines[-1]
     assert listing(home) == [] and listing(cwd) == []
+
+
+THREADS = r"""
+import os
+from ccip_ops import casa_env
+casa_env.ensure()
+print(os.environ.get("OMP_NUM_THREADS"))
+"""
+
+
+@pytest.mark.parametrize("value,preset,expect", [("1", None, "1"), ("3", None, "3"), ("", None, None),
+                                                  ("2", "4", "4")])
+def test_casa_threads_sets_openmp_before_casatools_loads(value, preset, expect):
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "CCIP_CASA_THREADS")}
+    env["CCIP_CASA_THREADS"] = value
+    if preset:
+        env["OMP_NUM_THREADS"] = preset  # an operator's explicit OpenMP setting is kept
+    out = subprocess.run([sys.executable, "-c", THREADS], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == str(expect)
+
+
+@pytest.mark.parametrize("bad", ["0", "two", "-1"])
+def test_bad_casa_threads_is_refused_by_name(bad):
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env["CCIP_CASA_THREADS"] = bad
+    out = subprocess.run([sys.executable, "-c", THREADS], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert f"CCIP_CASA_THREADS={bad!r}" in out.stderr and "positive integer" in out.stderr
