@@ -27,3 +27,27 @@ def weblog_url(base: str, run_id: str, path: str = "html/index.html", dag_id: st
     from urllib.parse import quote
 
     return f"{base}/ccip/runs/{dag_id}/{quote(run_id, safe='')}/{path}"
+
+
+def tis_of(api, run_id, dag_id=DAG):
+    return {(t["task_id"], t["map_index"]): t for t in api.task_instances(dag_id, run_id)}
+
+
+def fetch(url, token=None):
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read(), r.headers.get("Content-Type", "")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), e.headers.get("Content-Type", "")
+
+
+def products_of(work: Path, run_id: str) -> Path:
+    from ccip_ops.runtree import safe_run_id
+
+    return work / FIELD_ID / safe_run_id(run_id) / "products"

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ccip_standalone import DAG, FIELD_ID, TEST_HOME, airflow_local, free_port, trigger
+from ccip_standalone import DAG, FIELD_ID, TEST_HOME, airflow_local, fetch, free_port, products_of, tis_of, trigger, weblog_url
 
 
 @pytest.fixture(scope="session")
@@ -48,11 +48,39 @@ def standalone(tiny_field):
 
 
 @pytest.fixture(scope="session")
-def field_runs(standalone, truth):
-    """The two CASA runs of the tiny field, triggered together at first use: a clean one and one
-    whose first imaged spw group fails (fault injection on its first try)."""
+def field_run(standalone, truth):
+    """The one CASA run of the tiny field in this folder, triggered at first use, whose first imaged
+    spw group fails on its first try (fault injection). The partial failure, the clearing of that
+    one mapped task, and then the successful run (products, weblog, browser, sweep) are all tested
+    on it: one field run instead of two keeps the suite's time down."""
     groups = [g for g in truth["preset"]["spw_groups"] if g != truth["flagged_group"]]
     fault = groups[0]
-    ok = trigger(standalone.api, {"field_id": FIELD_ID}, "ok")
-    partial = trigger(standalone.api, {"field_id": FIELD_ID, "fault_groups": [fault]}, "partial")
-    return SimpleNamespace(ok=ok, partial=partial, fault=fault, groups=groups, field_id=FIELD_ID)
+    run_id = trigger(standalone.api, {"field_id": FIELD_ID, "fault_groups": [fault]}, "field")
+    return SimpleNamespace(run_id=run_id, fault=fault, label="spw" + fault.replace(",", "_"), groups=groups,
+                           field_id=FIELD_ID, products=products_of(standalone.work, run_id))
+
+
+@pytest.fixture(scope="session")
+def partial(standalone, field_run):
+    """The run as it first ended (one group failed): its records, products and weblog, captured
+    before anything clears it."""
+    api = standalone.api
+    run = api.wait_run(DAG, field_run.run_id, timeout=3600)
+    prods = field_run.products
+    code, body, _ = fetch(weblog_url(standalone.base, field_run.run_id), api.token)
+    return SimpleNamespace(run=run, tis=tis_of(api, field_run.run_id),
+                           products=sorted(p.name for p in prods.iterdir()) if prods.is_dir() else [],
+                           weblog_code=code, weblog=body.decode(errors="replace"))
+
+
+@pytest.fixture(scope="session")
+def cleared(standalone, field_run, partial):
+    """The failed group's mapped task instance cleared with its downstream, and the run's second end."""
+    api = standalone.api
+    mapped = {t["rendered_map_index"]: t for (tid, _), t in partial.tis.items() if tid == "image_spw_group"}
+    victim = mapped.get(field_run.label)
+    assert victim is not None, f"no mapped task {field_run.label}: {sorted(mapped)}"
+    code, out = api.clear_task(DAG, field_run.run_id, "image_spw_group", victim["map_index"])
+    run = api.wait_run(DAG, field_run.run_id, timeout=3600) if code == 200 else None
+    return SimpleNamespace(code=code, out=out, run=run, map_index=victim["map_index"], mapped_before=mapped,
+                           tis=tis_of(api, field_run.run_id))

@@ -1,41 +1,19 @@
 """Operating the pipeline in a real ``airflow standalone`` over its REST API (issue 6):
-trigger-time refusal, bad input in the first task, a successful run and its weblog through the
-plugin, partial failure then clear-and-retry of one mapped group, and the archive sweep."""
+trigger-time refusal, bad input in the first task, partial failure then clear-and-retry of one
+mapped group (one field run, see conftest.field_run), the completed run's weblog through the
+plugin, and the archive sweep."""
 from __future__ import annotations
 
 import json
 import shutil
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
-from ccip_standalone import DAG, FIELD_ID, trigger, weblog_url
+from ccip_standalone import DAG, FIELD_ID, fetch, tis_of, trigger, weblog_url
 
 pytestmark = [pytest.mark.airflow, pytest.mark.casa]
 SWEEP = "vlass_se_cube_reprocess"
-
-
-def tis_of(api, run_id, dag_id=DAG):
-    return {(t["task_id"], t["map_index"]): t for t in api.task_instances(dag_id, run_id)}
-
-
-def fetch(url, token=None):
-    req = urllib.request.Request(url)
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, r.read(), r.headers.get("Content-Type", "")
-    except urllib.error.HTTPError as e:
-        return e.code, e.read(), e.headers.get("Content-Type", "")
-
-
-def products_of(standalone, run_id):
-    from ccip_ops.runtree import safe_run_id
-
-    return standalone.work / FIELD_ID / safe_run_id(run_id) / "products"
 
 
 def test_params_violating_the_schema_are_refused_at_trigger_time(standalone):
@@ -72,87 +50,73 @@ def test_field_without_pims_fails_in_the_first_task_naming_it_without_retries(st
     assert code == 200 and b'id="error-banner"' in body and b"no PIMS" in body
 
 
-def test_run_succeeds_and_its_weblog_is_served_in_the_ui(standalone, field_runs, truth):
-    api = standalone.api
-    t0 = time.time()
-    run = api.wait_run(DAG, field_runs.ok, timeout=3600)
-    tis = tis_of(api, field_runs.ok)
-    assert run["state"] == "success", {k: t["state"] for k, t in tis.items()}
-    print(f"\nsuccessful run finished {time.time() - t0:.0f} s after waiting began")
-    mapped = sorted(t["rendered_map_index"] for (tid, _), t in tis.items() if tid == "image_spw_group")
-    assert mapped == sorted("spw" + g.replace(",", "_") for g in field_runs.groups)
+def fits_of(field_run, truth, group):
     img = truth["names"]["ccip_imagename"]
-    prods = products_of(standalone, field_runs.ok)
-    for g in field_runs.groups:
-        assert (prods / f"{img}.spw{g.replace(',', '_')}.IQU.iter3.image.pbcor.tt0.subim.fits").is_file()
-    params = json.loads((prods / "run_params.json").read_text())
-    assert params["run_id"] == field_runs.ok and params["field_id"] == FIELD_ID and "pipeline_version" in params
-
-    # the weblog through the plugin: overview, one page per stage, thumbnails, products
-    code, body, ctype = fetch(weblog_url(standalone.base, field_runs.ok), api.token)
-    assert code == 200 and "text/html" in ctype
-    html = body.decode()
-    assert FIELD_ID in html and field_runs.ok in html and "error-banner" not in html
-    for n in range(1, 13):
-        assert f'href="stage{n}.html"' in html
-        code, page, _ = fetch(weblog_url(standalone.base, field_runs.ok, f"html/stage{n}.html"), api.token)
-        assert code == 200 and b'id="qa-score"' in page, n
-    code, png, ctype = fetch(weblog_url(standalone.base, field_runs.ok,
-                                        f"html/thumbs/spw{field_runs.groups[0].replace(',', '_')}_I.png"), api.token)
-    assert code == 200 and png[:8] == b"\x89PNG\r\n\x1a\n"
-    code, body, _ = fetch(weblog_url(standalone.base, field_runs.ok, "products/run_params.json"), api.token)
-    assert code == 200 and json.loads(body)["run_id"] == field_runs.ok
-    # never without a login, never outside html/ and products/
-    assert fetch(weblog_url(standalone.base, field_runs.ok))[0] in (401, 403)
-    assert fetch(weblog_url(standalone.base, field_runs.ok, "working/stages.json"), api.token)[0] == 404
-    assert fetch(weblog_url(standalone.base, field_runs.ok, "html/../../../x"), api.token)[0] == 404
-    # the plugin links the weblog from every run
-    code, out = api.get("/api/v2/plugins")
-    views = [v for p in out["plugins"] if p["name"] == "ccip_weblog" for v in p["external_views"]]
-    assert any(v["destination"] == "dag_run" and "{RUN_ID}" in v["href"] for v in views), views
+    return f"{img}.spw{group.replace(',', '_')}.IQU.iter3.image.pbcor.tt0.subim.fits"
 
 
-def test_partial_failure_then_clearing_the_failed_group_completes_the_run(standalone, field_runs, truth):
-    api = standalone.api
-    run = api.wait_run(DAG, field_runs.partial, timeout=3600)
-    tis = tis_of(api, field_runs.partial)
-    label = "spw" + field_runs.fault.replace(",", "_")
+def test_partial_failure_fails_the_run_and_keeps_the_other_groups(standalone, field_run, partial, truth):
+    tis = partial.tis
     mapped = {t["rendered_map_index"]: t for (tid, _), t in tis.items() if tid == "image_spw_group"}
-    assert run["state"] == "failed"
+    label = field_run.label
+    assert partial.run["state"] == "failed"
+    assert sorted(mapped) == sorted("spw" + g.replace(",", "_") for g in field_run.groups)
     assert mapped[label]["state"] == "failed" and mapped[label]["try_number"] == 1  # a drill: no retries
     assert all(t["state"] == "success" for lab, t in mapped.items() if lab != label), mapped
     for task in ("collect", "pbcor", "rmsimages", "cutouts", "analyzestokes", "export", "weblog"):
         assert tis[(task, -1)]["state"] == "success", (task, tis[(task, -1)]["state"])
     assert tis[("finalize", -1)]["state"] == "failed"
-    img = truth["names"]["ccip_imagename"]
-    prods = products_of(standalone, field_runs.partial)
-    fits = lambda g: prods / f"{img}.spw{g.replace(',', '_')}.IQU.iter3.image.pbcor.tt0.subim.fits"  # noqa: E731
-    assert not fits(field_runs.fault).exists()
-    assert all(fits(g).is_file() for g in field_runs.groups if g != field_runs.fault)
-    code, body, _ = fetch(weblog_url(standalone.base, field_runs.partial), api.token)
-    html = body.decode()
-    assert code == 200 and 'id="error-banner"' in html
-    assert f'<b id="failed-groups">{field_runs.fault}</b>' in html
-    assert f"spw group {field_runs.fault} ({label}) failed: fault injected" in html
+    assert fits_of(field_run, truth, field_run.fault) not in partial.products
+    assert all(fits_of(field_run, truth, g) in partial.products for g in field_run.groups if g != field_run.fault)
+    html = partial.weblog
+    assert partial.weblog_code == 200 and 'id="error-banner"' in html
+    assert f'<b id="failed-groups">{field_run.fault}</b>' in html
+    assert f"spw group {field_run.fault} ({label}) failed: fault injected" in html
 
+
+def test_clearing_the_failed_group_reruns_it_and_completes_the_run(standalone, field_run, partial, cleared, truth):
     # clear that one mapped task instance and its downstream: the group re-runs, then the fan-in
-    code, out = api.clear_task(DAG, field_runs.partial, "image_spw_group", mapped[label]["map_index"])
-    assert code == 200, out
-    cleared = {(t["task_id"], t["map_index"]) for t in out["task_instances"]}
-    assert ("image_spw_group", mapped[label]["map_index"]) in cleared and ("finalize", -1) in cleared
-    others = {t["map_index"] for lab, t in mapped.items() if lab != label}
-    assert not {("image_spw_group", m) for m in others} & cleared
-    run = api.wait_run(DAG, field_runs.partial, timeout=3600)
-    tis = tis_of(api, field_runs.partial)
-    assert run["state"] == "success", {k: t["state"] for k, t in tis.items()}
-    again = [t for (tid, _), t in tis.items() if tid == "image_spw_group" and t["rendered_map_index"] == label][0]
-    assert again["state"] == "success" and again["try_number"] == 2
-    assert all(fits(g).is_file() for g in field_runs.groups)
-    html = fetch(weblog_url(standalone.base, field_runs.partial), api.token)[1].decode()
-    assert "error-banner" not in html and f"{len(field_runs.groups)} of {len(field_runs.groups)} spw groups" in html
-    # the two runs of the field wrote into their own trees only
-    assert products_of(standalone, field_runs.ok) != prods
-    assert json.loads((prods / "run_params.json").read_text())["run_id"] == field_runs.partial
+    assert cleared.code == 200, cleared.out
+    done = {(t["task_id"], t["map_index"]) for t in cleared.out["task_instances"]}
+    assert ("image_spw_group", cleared.map_index) in done and ("finalize", -1) in done
+    others = {t["map_index"] for lab, t in cleared.mapped_before.items() if lab != field_run.label}
+    assert not {("image_spw_group", m) for m in others} & done  # the groups that succeeded are kept
+    tis = cleared.tis
+    assert cleared.run["state"] == "success", {k: t["state"] for k, t in tis.items()}
+    mapped = {t["rendered_map_index"]: t for (tid, _), t in tis.items() if tid == "image_spw_group"}
+    assert mapped[field_run.label]["state"] == "success" and mapped[field_run.label]["try_number"] == 2
+    assert all(t["try_number"] == 1 for lab, t in mapped.items() if lab != field_run.label), mapped
+    prods = field_run.products
+    assert all((prods / fits_of(field_run, truth, g)).is_file() for g in field_run.groups)
+    params = json.loads((prods / "run_params.json").read_text())
+    assert params["run_id"] == field_run.run_id and params["field_id"] == FIELD_ID and "pipeline_version" in params
+
+
+def test_the_completed_runs_weblog_is_served_in_the_ui(standalone, field_run, cleared):
+    api, run_id = standalone.api, field_run.run_id
+    assert cleared.run["state"] == "success"
+    # the weblog through the plugin: overview, one page per stage, thumbnails, products
+    code, body, ctype = fetch(weblog_url(standalone.base, run_id), api.token)
+    assert code == 200 and "text/html" in ctype
+    html = body.decode()
+    assert FIELD_ID in html and run_id in html and "error-banner" not in html
+    assert f"{len(field_run.groups)} of {len(field_run.groups)} spw groups" in html
+    for n in range(1, 13):
+        assert f'href="stage{n}.html"' in html
+        code, page, _ = fetch(weblog_url(standalone.base, run_id, f"html/stage{n}.html"), api.token)
+        assert code == 200 and b'id="qa-score"' in page, n
+    code, png, ctype = fetch(weblog_url(standalone.base, run_id, f"html/thumbs/{field_run.label}_I.png"), api.token)
+    assert code == 200 and png[:8] == b"\x89PNG\r\n\x1a\n"
+    code, body, _ = fetch(weblog_url(standalone.base, run_id, "products/run_params.json"), api.token)
+    assert code == 200 and json.loads(body)["run_id"] == run_id
+    # never without a login, never outside html/ and products/
+    assert fetch(weblog_url(standalone.base, run_id))[0] in (401, 403)
+    assert fetch(weblog_url(standalone.base, run_id, "working/stages.json"), api.token)[0] == 404
+    assert fetch(weblog_url(standalone.base, run_id, "html/../../../x"), api.token)[0] == 404
+    # the plugin links the weblog from every run
+    code, out = api.get("/api/v2/plugins")
+    views = [v for p in out["plugins"] if p["name"] == "ccip_weblog" for v in p["external_views"]]
+    assert any(v["destination"] == "dag_run" and "{RUN_ID}" in v["href"] for v in views), views
 
 
 def _fake_field(archive, fid, complete=True):
@@ -178,11 +142,9 @@ def _sweep(api, conf):
     return json.loads(v) if isinstance(v, str) else v
 
 
-def test_sweep_triggers_exactly_the_fields_that_need_it_and_none_twice(standalone, field_runs):
+def test_sweep_triggers_exactly_the_fields_that_need_it_and_none_twice(standalone, cleared):
     api = standalone.api
-    # the tiny field is complete by now (test order); wait in case this test runs alone
-    for r in (field_runs.ok, field_runs.partial):
-        api.wait_run(DAG, r, timeout=3600)
+    assert cleared.run["state"] == "success"  # the tiny field has been processed
     arch = standalone.archive
     a, b, c = (_fake_field(arch, f) for f in ("T20t01.J100000+100000", "T20t02.J100000+100000",
                                               "T20t03.J100000+100000"))
