@@ -23,7 +23,7 @@ Figures, each a ratio within one round, then the median over rounds:
 
     python bench/orchestration.py [--preset tiny] [--nchan 4] [--rounds 3] [--slots 1 2]
                                   [--port 0] [--worker-log-port 0] [--trigger-log-port 0]
-Writes bench/results/orchestration.json. Airflow is stopped (its process group) at the end.
+Writes bench/results/orchestration.json (another --preset/--nchan: orchestration_<preset>_nchan<N>.json). Airflow is stopped (its process group) at the end.
 """
 from __future__ import annotations
 
@@ -312,6 +312,13 @@ def summarise(a, m, l0, l1, field_id, rounds, t_start, complete, threads=None) -
     return result
 
 
+def result_name(a) -> str:
+    """bench/results/orchestration.json for the default field; another field keeps its own file."""
+    if a.preset == "tiny" and a.nchan in (None, presets_nchan("tiny")):
+        return "orchestration"
+    return f"orchestration_{a.preset}_nchan{a.nchan or presets_nchan(a.preset)}"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="tiny")
@@ -335,7 +342,7 @@ def main() -> int:
         result = summarise(a, m, l0, load(), field_id, rounds, time.time(), False)
         result["recovered_from_interrupted_run"] = True
         print(json.dumps({"median": result["median"], "per_task_overhead": result["per_task_overhead"]}, indent=1))
-        print(f"wrote {write_result('orchestration', result)}")
+        print(f"wrote {write_result(result_name(a), result)}")
         return 0
     archive, base = ensure_field(a.preset, a.nchan, field_id)
     bench_root = WORK / "orchestration"
@@ -385,7 +392,7 @@ def main() -> int:
                 print(f"round {i}: airflow k={k} {r['wall_s']:.1f} s ({r['state']})", flush=True)
                 rnd["load_after"] = load()
                 # keep what is done: an interrupted benchmark leaves its finished runs (complete: false)
-                write_result("orchestration", summarise(a, m, l0, load(), field_id, rounds, t_start, False, threads))
+                write_result(result_name(a), summarise(a, m, l0, load(), field_id, rounds, t_start, False, threads))
             drv.stop()
     finally:
         drv.stop()
@@ -424,7 +431,7 @@ def main() -> int:
     if ci:
         print(f"CASA import in a fresh task process: casatools {ci['casatools_s']:.2f} s + casatasks "
               f"{ci['casatasks_s']:.2f} s = {ci['total_s']:.2f} s (median of {ci['repeats']})")
-    print(f"wrote {write_result('orchestration', result)}")
+    print(f"wrote {write_result(result_name(a), result)}")
     done = len(rounds) == a.rounds and all(len(r["airflow"]) == len(a.slots) for r in rounds)
     return 0 if done and all(r["serial"]["ok"] and all(x["ok"] for x in r["airflow"].values()) for r in rounds) else 1
 
