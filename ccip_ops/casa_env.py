@@ -87,9 +87,10 @@ def ensure() -> Path:
     return path
 
 
-def casa_threads() -> int | None:
-    """``$CCIP_CASA_THREADS`` as a positive integer, or None when unset or empty."""
-    raw = os.environ.get("CCIP_CASA_THREADS", "").strip()
+def casa_threads(env=None) -> int | None:
+    """``$CCIP_CASA_THREADS`` (of ``env``, default this process's) as a positive integer, or None
+    when unset or empty; anything else is refused, naming the variable."""
+    raw = str((os.environ if env is None else env).get("CCIP_CASA_THREADS") or "").strip()
     if not raw:
         return None
     try:

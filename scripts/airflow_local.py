@@ -180,11 +180,13 @@ def imaging_slots(env: dict | None = None) -> int:
 
 
 def casa_threads(env: dict | None = None) -> int:
-    """OpenMP threads per CASA task: ``$CCIP_CASA_THREADS``, default cores // imaging slots (at least 1),
-    so that a full pool of tclean runs does not oversubscribe the cores (bench/README: tclean's own
-    threads gain little)."""
+    """OpenMP threads per CASA task: ``$CCIP_CASA_THREADS`` (checked here, so a bad value stops the
+    start instead of failing every task), default cores // imaging slots (at least 1), so that a full
+    pool of tclean runs does not oversubscribe the cores (bench/README: tclean's own threads gain little)."""
+    from ccip_ops.casa_env import casa_threads as explicit  # light: CASA itself is not imported
+
     env = env if env is not None else os.environ
-    return int(env.get("CCIP_CASA_THREADS") or max(1, (os.cpu_count() or 1) // imaging_slots(env)))
+    return explicit(env) or max(1, (os.cpu_count() or 1) // imaging_slots(env))
 
 
 def start(timeout=180, home: Path = HOME, port: int = PORT, env: dict | None = None) -> None:

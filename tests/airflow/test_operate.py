@@ -50,7 +50,7 @@ def test_field_without_pims_fails_in_the_first_task_naming_it_without_retries(st
     assert code == 200 and b'id="error-banner"' in body and b"no PIMS" in body
 
 
-def fits_of(field_run, truth, group):
+def fits_of(truth, group):
     img = truth["names"]["ccip_imagename"]
     return f"{img}.spw{group.replace(',', '_')}.IQU.iter3.image.pbcor.tt0.subim.fits"
 
@@ -66,8 +66,8 @@ def test_partial_failure_fails_the_run_and_keeps_the_other_groups(standalone, fi
     for task in ("collect", "pbcor", "rmsimages", "cutouts", "analyzestokes", "export", "weblog"):
         assert tis[(task, -1)]["state"] == "success", (task, tis[(task, -1)]["state"])
     assert tis[("finalize", -1)]["state"] == "failed"
-    assert fits_of(field_run, truth, field_run.fault) not in partial.products
-    assert all(fits_of(field_run, truth, g) in partial.products for g in field_run.groups if g != field_run.fault)
+    assert fits_of(truth, field_run.fault) not in partial.products
+    assert all(fits_of(truth, g) in partial.products for g in field_run.groups if g != field_run.fault)
     html = partial.weblog
     assert partial.weblog_code == 200 and 'id="error-banner"' in html
     assert f'<b id="failed-groups">{field_run.fault}</b>' in html
@@ -87,7 +87,7 @@ def test_clearing_the_failed_group_reruns_it_and_completes_the_run(standalone, f
     assert mapped[field_run.label]["state"] == "success" and mapped[field_run.label]["try_number"] == 2
     assert all(t["try_number"] == 1 for lab, t in mapped.items() if lab != field_run.label), mapped
     prods = field_run.products
-    assert all((prods / fits_of(field_run, truth, g)).is_file() for g in field_run.groups)
+    assert all((prods / fits_of(truth, g)).is_file() for g in field_run.groups)
     params = json.loads((prods / "run_params.json").read_text())
     assert params["run_id"] == field_run.run_id and params["field_id"] == FIELD_ID and "pipeline_version" in params
 

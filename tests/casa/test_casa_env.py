@@ -65,3 +65,19 @@ def test_bad_casa_threads_is_refused_by_name(bad):
     out = subprocess.run([sys.executable, "-c", THREADS], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode != 0
     assert f"CCIP_CASA_THREADS={bad!r}" in out.stderr and "positive integer" in out.stderr
+
+
+def test_local_airflow_gives_each_task_cores_over_slots_and_refuses_a_bad_setting():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "airflow_local", Path(__file__).resolve().parents[2] / "scripts" / "airflow_local.py")
+    al = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(al)
+    cores = os.cpu_count() or 1
+    assert al.casa_threads({"CCIP_IMAGING_SLOTS": "1"}) == cores
+    assert al.casa_threads({"CCIP_IMAGING_SLOTS": str(cores * 4)}) == 1  # never below one thread
+    assert al.casa_threads({"CCIP_IMAGING_SLOTS": "1", "CCIP_CASA_THREADS": "3"}) == 3  # explicit wins
+    with pytest.raises(ValueError, match="CCIP_CASA_THREADS='0'"):  # refused before Airflow starts
+        al.casa_threads({"CCIP_CASA_THREADS": "0"})
