@@ -1,0 +1,42 @@
+"""Settings taken from the environment, and the names the deployment shares: one place for each.
+
+Light (standard library only): the DAG files import it at parse time, the embedded and the
+distributed Airflow (``scripts/``, ``docker/``) read the same names.
+
+- ``CCIP_ARCHIVE_ROOT`` (read-only inputs) and ``CCIP_WORK_ROOT`` (run trees); they default to
+  ``<project>/.data/archive`` and ``<project>/.data/work``;
+- the ``casa_imaging`` pool: every CASA-heavy task holds slots of it, so its size says how many
+  CASA processes run on the workers at once (``CCIP_IMAGING_SLOTS``, default one per core).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+IMAGING_POOL = "casa_imaging"
+IMAGING_POOL_DESCRIPTION = "CASA imaging tasks (one tclean each)"
+
+
+def archive_root() -> Path:
+    return Path(os.environ.get("CCIP_ARCHIVE_ROOT", PROJECT_ROOT / ".data" / "archive")).resolve()
+
+
+def work_root() -> Path:
+    return Path(os.environ.get("CCIP_WORK_ROOT", PROJECT_ROOT / ".data" / "work")).resolve()
+
+
+def imaging_slots(env=None) -> int:
+    """Size of the ``casa_imaging`` pool: ``$CCIP_IMAGING_SLOTS``, default one per core."""
+    raw = str((os.environ if env is None else env).get("CCIP_IMAGING_SLOTS") or "").strip()
+    if not raw:
+        return os.cpu_count() or 2
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"CCIP_IMAGING_SLOTS={raw!r}: expected a positive integer (slots of the "
+                         f"{IMAGING_POOL} pool)")
+    return n
