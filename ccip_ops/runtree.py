@@ -1,42 +1,59 @@
-"""Where a run's files live (DESIGN.md §3.2).
+"""Where a run's files live (DESIGN.md §3.2), and the one way the run's own JSON files are written.
 
-``CCIP_ARCHIVE_ROOT`` (read-only inputs) and ``CCIP_WORK_ROOT`` come from the environment;
-they default to ``<project>/.data/archive`` and ``<project>/.data/work``. A run's tree is
-``CCIP_WORK_ROOT/<field_id>/<run_id>/`` with ``working/``, ``products/`` and ``html/``.
+A run's tree is ``CCIP_WORK_ROOT/<field_id>/<run_id>/`` with ``working/``, ``products/`` and
+``html/``. :class:`RunTree` names the run's bookkeeping files (the stage records, the targets,
+the fan-in state, one result per spw group); :func:`write_json` writes any of them atomically
+(a temporary name, then a rename), so a reader never sees half a file.
 """
 from __future__ import annotations
 
+import json
 import os
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .model import FIELD_ID_PATTERN, CcipInputError
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-FIELD_ID_RE = re.compile(FIELD_ID_PATTERN)
+from . import naming, settings
+from .exceptions import InputError
 
 
-def archive_root() -> Path:
-    return Path(os.environ.get("CCIP_ARCHIVE_ROOT", PROJECT_ROOT / ".data" / "archive")).resolve()
-
-
-def work_root() -> Path:
-    return Path(os.environ.get("CCIP_WORK_ROOT", PROJECT_ROOT / ".data" / "work")).resolve()
-
-
-def check_field_id(field_id: str) -> str:
-    if not isinstance(field_id, str) or not FIELD_ID_RE.match(field_id):
-        raise CcipInputError(
+def check_field_id(field_id) -> str:
+    if not naming.is_field_id(field_id):
+        raise InputError(
             f"field id {field_id!r} does not match the VLASS tile/phase-centre pattern "
             "T<nn>t<nn>.J<hhmmss>[+-]<ddmmss>, e.g. T10t02.J005000-023000")
     return field_id
 
 
-def safe_run_id(run_id: str) -> str:
-    """A run id as a folder name: Airflow run ids carry ':' and '+'."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
+def field_folder(archive_root: str | Path, field_id: str) -> Path:
+    """A field's folder in the archive: the field id names a folder, never a path."""
+    return Path(archive_root) / check_field_id(field_id)
+
+
+def write_json(path: str | Path, obj, indent: int | None = 1) -> Path:
+    """Write ``obj`` as JSON to ``path`` atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(obj, indent=indent, default=str))
+    os.replace(tmp, path)
+    return path
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write text to ``path`` atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
+def read_json(path: str | Path, default=None):
+    """The JSON in ``path``, or ``default`` when it is absent or unreadable."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return default
 
 
 @dataclass(frozen=True)
@@ -46,8 +63,9 @@ class RunTree:
     @classmethod
     def for_run(cls, field_id: str, run_id: str, root: Path | None = None) -> "RunTree":
         check_field_id(field_id)
-        return cls((root or work_root()) / field_id / safe_run_id(run_id))
+        return cls((root or settings.work_root()) / field_id / naming.run_folder(run_id))
 
+    # -- folders ---------------------------------------------------------------------------------
     @property
     def working(self) -> Path:
         return self.root / "working"
@@ -64,8 +82,44 @@ class RunTree:
     def results(self) -> Path:
         return self.working / "results"
 
+    # -- the run's own files -----------------------------------------------------------------------
+    @property
+    def stages_json(self) -> Path:
+        """One record per stage: status, time, notes, QA score, the stage's data for its weblog page."""
+        return self.working / "stages.json"
+
+    def stage_data(self, step: str) -> Path:
+        """What a stage leaves for its weblog page and for later stages (``working/stages/<step>.json``)."""
+        return self.working / "stages" / f"{step}.json"
+
+    @property
+    def targets_json(self) -> Path:
+        """The imaging targets of stage 6 and the groups it skipped or rejected."""
+        return self.stage_data("editimlist_ccip")
+
+    @property
+    def fanin_json(self) -> Path:
+        """The fan-in state after the last fan-in stage that ran."""
+        return self.working / "fanin.json"
+
+    @property
+    def run_params_json(self) -> Path:
+        return self.products / "run_params.json"
+
+    @property
+    def report_json(self) -> Path:
+        return self.html / "report.json"
+
+    def result_json(self, label: str) -> Path:
+        """A group's imaging result: complete or absent."""
+        return self.results / f"{label}.json"
+
+    def failure_json(self, label: str) -> Path:
+        return self.results / f"{label}.failed.json"
+
+    # -- helpers ---------------------------------------------------------------------------------
     def make(self) -> "RunTree":
-        for d in (self.working, self.products, self.html, self.results):
+        for d in (self.working, self.products, self.html, self.results, self.working / "stages"):
             d.mkdir(parents=True, exist_ok=True)
         return self
 

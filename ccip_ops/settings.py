@@ -27,16 +27,21 @@ def work_root() -> Path:
     return Path(os.environ.get("CCIP_WORK_ROOT", PROJECT_ROOT / ".data" / "work")).resolve()
 
 
-def imaging_slots(env=None) -> int:
-    """Size of the ``casa_imaging`` pool: ``$CCIP_IMAGING_SLOTS``, default one per core."""
-    raw = str((os.environ if env is None else env).get("CCIP_IMAGING_SLOTS") or "").strip()
+def positive_int(name: str, what: str, env=None) -> int | None:
+    """``$name`` (of ``env``, default this process's) as a positive integer, or None when unset or
+    empty; anything else is refused, naming the variable and what it sets."""
+    raw = str((os.environ if env is None else env).get(name) or "").strip()
     if not raw:
-        return os.cpu_count() or 2
+        return None
     try:
         n = int(raw)
     except ValueError:
         n = 0
     if n < 1:
-        raise ValueError(f"CCIP_IMAGING_SLOTS={raw!r}: expected a positive integer (slots of the "
-                         f"{IMAGING_POOL} pool)")
+        raise ValueError(f"{name}={raw!r}: expected a positive integer ({what})")
     return n
+
+
+def imaging_slots(env=None) -> int:
+    """Size of the ``casa_imaging`` pool: ``$CCIP_IMAGING_SLOTS``, default one per core."""
+    return positive_int("CCIP_IMAGING_SLOTS", f"slots of the {IMAGING_POOL} pool", env) or os.cpu_count() or 2

@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 
 from ccip_ops.heuristics import imaging, planes
-from ccip_ops.model import ImagingResult, ImagingTarget
-from ccip_ops.runtree import RunTree, check_field_id, safe_run_id
-from ccip_ops.model import CcipInputError
+from ccip_ops.model import Beam, ImagingResult, ImagingTarget
+from ccip_ops.naming import run_folder
+from ccip_ops.runtree import RunTree, check_field_id
+from ccip_ops.exceptions import InputError
 from ccip_ops.stages.cutouts import cutout_box
 
 
@@ -19,7 +20,7 @@ def target(**kw):
 
 def test_json_round_trip():
     t = target()
-    r = ImagingResult(target=t, status="ok", images={"image": "working/a"}, beam={"bmaj": 1.0})
+    r = ImagingResult(target=t, status="ok", images={"image": "working/a"}, beam=Beam(1.0, 0.5, 10.0))
     assert ImagingTarget.from_json(t.to_json()) == t
     assert ImagingResult.from_json(r.to_json()) == r
     with pytest.raises(ValueError, match="unknown keys"):
@@ -29,9 +30,9 @@ def test_json_round_trip():
 def test_field_id_pattern():
     assert check_field_id("T10t02.J005000-023000")
     for bad in ("T10t02.J005000-02300", "../T10t02.J005000-023000", "T10t02.J005000-023000/x", "x"):
-        with pytest.raises(CcipInputError, match="does not match"):
+        with pytest.raises(InputError, match="does not match"):
             check_field_id(bad)
-    assert "/" not in safe_run_id("manual__2026-01-01T00:00:00+00:00/../x")
+    assert "/" not in run_folder("manual__2026-01-01T00:00:00+00:00/../x")
 
 
 def test_tclean_sequence_parameters():
@@ -76,3 +77,53 @@ def test_run_tree_layout(tmp_path):
     t = RunTree.for_run("T10t02.J005000-023000", "manual__2026-01-01T00:00:00+00:00", tmp_path).make()
     assert t.root == tmp_path / "T10t02.J005000-023000" / "manual__2026-01-01T00_00_00_00_00"
     assert t.working.is_dir() and t.products.is_dir() and t.html.is_dir()
+
+
+def test_every_model_type_round_trips_through_json_and_is_frozen():
+    import dataclasses
+    import json
+
+    from ccip_ops.model import FanIn, GroupFailure, Plane, RunContext, RunParams, SeipTarget
+
+    t = target(tclean_overrides={"uvtaper": ["2arcsec"], "robust": 0.5})
+    r = ImagingResult(target=t, status="ok", images={"image": "working/a"}, beam=Beam(3.0, 2.0, 10.0),
+                      qa={"stats": {"I": {"madrms": 1e-4}}}, tclean_calls=[{"task": "tclean", "wall_s": 1.0}])
+    seip = SeipTarget("VLASS-SE-CONT-MOSAIC", "se", "J2000 0 0", [64, 64], "1arcsec", "2~17", 1000.0, {"nterms": 2})
+    params = RunParams("T10t02.J005000-023000", spw_groups=["2,3"], imaging_overrides={"imsize": 128})
+    values = [t, r, seip, params,
+              RunContext("T10t02.J005000-023000", "run", "/w/run", "/a", params, seip=seip, masks=["m1", "m2"]),
+              FanIn(targets=[t], results=[r], failed=[GroupFailure("4,5", "spw4_5", "boom", "cutouts")],
+                    planes=[Plane("2,3", "spw2_3", [2, 3], 2.1e9, 3.0, 2.0, 0.1, why=["beam deviation"])])]
+    for v in values:
+        back = type(v).from_json(json.loads(json.dumps(v.to_json())))
+        assert back == v, type(v).__name__
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            v.__setattr__(dataclasses.fields(v)[0].name, None)
+    with pytest.raises(TypeError):
+        r.images["pb"] = "x"  # read-only mapping: a stage returns a new result
+    r2 = r.adding({"pb": "working/pb"}, VLASSPK=1.0)
+    assert "pb" not in r.images and r2.images["pb"] == "working/pb" and r2.qa["VLASSPK"] == 1.0
+    assert values[-1].failed_groups() == ["4,5"]
+    assert GroupFailure("4,5", "spw4_5", "boom", "cutouts").line() == "spw group 4,5 (spw4_5) failed: cutouts: boom"
+
+
+def test_failure_causes_say_whether_a_retry_can_help():
+    from ccip_ops import exceptions as ex
+
+    assert not ex.is_retryable(ex.InputError("bad list"))
+    assert not ex.is_retryable(ex.NothingLeftError("every spw group failed"))
+    assert not ex.is_retryable(ex.FaultInjectedError("drill"))
+    assert not ex.is_retryable(ex.ResourceLimitError("too big"))
+    assert ex.is_retryable(ex.IncompleteProductError("missing"))
+    assert ex.is_retryable(OSError("disk")) and ex.is_retryable(RuntimeError("CASA"))
+
+
+def test_fault_injection_hits_the_first_try_of_the_named_groups_only():
+    from ccip_ops import runparams
+    from ccip_ops.model import RunParams
+
+    p = RunParams("T10t02.J005000-023000", fault_groups=["2,3"])
+    assert runparams.fault_injected(p, target(), 1)
+    assert not runparams.fault_injected(p, target(), 2)
+    assert runparams.fault_injected(RunParams("T10t02.J005000-023000", fault_groups=["spw2_3"]), target(), 1)
+    assert not runparams.fault_injected(p, target(group="4,5", label="spw4_5"), 1)
