@@ -45,7 +45,7 @@ def sample():
         peak[0] = max(peak[0], proc.memory_info().rss)
 threading.Thread(target=sample, daemon=True).start()
 t0 = time.time()
-r = makeimages.run(RunTree(Path(sys.argv[1])), ImagingTarget.from_json(json.loads(sys.argv[2])))
+r = makeimages.image_group(RunTree(Path(sys.argv[1])), ImagingTarget.from_json(json.loads(sys.argv[2])))
 wall = time.time() - t0
 stop.set()
 calls = r.tclean_calls
@@ -105,17 +105,26 @@ def prepare(work: Path, field_id: str, nchan: int | None = None) -> tuple:
     archive = work / "archive"
     if not (archive / field_id).exists():
         simulate_field(archive, field_id, presets.get("tiny", **({"nchan": nchan} if nchan else {})))
+    from ccip_ops.runtree import RunTree
+
     ctx_file = work / "ctx.json"
     if ctx_file.exists():
         ctx = json.loads(ctx_file.read_text())
-        targets = json.loads((Path(ctx["root"]) / "working" / "ccip_targets.json").read_text())["targets"]
-        return ctx, targets
-    ctx = pipeline.stage_inputs(field_id, "bench", {}, str(archive), str(work / "runs"))
+        return ctx, json.loads(RunTree(Path(ctx["root"])).targets_json.read_text())["targets"]
+    ctx = pipeline.stage_inputs({"field_id": field_id}, "bench", str(archive), str(work / "runs"))
     for step in (pipeline.editimlist_seip, pipeline.transform, pipeline.restorepims, pipeline.flagtargets):
         ctx = step(ctx)
-    targets = pipeline.editimlist_ccip(ctx)
-    ctx_file.write_text(json.dumps(ctx))
-    return ctx, targets
+    targets = pipeline.as_json(pipeline.editimlist_ccip(ctx))
+    ctx_file.write_text(json.dumps(ctx.to_json()))
+    return ctx.to_json(), targets
+
+
+def _variant(target: dict, tag: str) -> str:
+    """An image root for a variant of a target (its own files, the same group label)."""
+    from ccip_ops import naming
+
+    names = naming.group_names(target["imagename"])
+    return naming.GroupNames(f"{names.img}.{tag}", names.label).imagename
 
 
 def image_runs(work: Path, root: Path, t: dict, repeats: int) -> list[dict]:
@@ -146,8 +155,7 @@ def sweep_pixels(a, work: Path, field_id: str) -> dict:
     rows = []
     for n in a.sizes:
         cell = a.fov_arcsec / n
-        t = {**base, "imsize": [n, n], "cell": f"{cell:.4f}arcsec", "label": f"{base['label']}_n{n}",
-             "imagename": f"{base['imagename']}_n{n}"}
+        t = {**base, "imsize": [n, n], "cell": f"{cell:.4f}arcsec", "imagename": _variant(base, f"n{n}")}
         runs = image_runs(work, root, t, a.repeats)
         rows.append({"imsize": n, "pixels": n * n, "cell_arcsec": cell, "visibilities": vis, "runs": runs,
                      **summarise(runs)})
@@ -178,8 +186,7 @@ def sweep_vis(a, work: Path, field_id: str) -> dict:
         root = Path(ctx["root"])
         spws = [int(x) for x in group.split(",")]
         tag = f"vis{'_'.join(map(str, spws))}" + (f"_c{nchan}" if nchan else "")
-        t = {**base, "group": group, "spws": spws, "label": f"{base['label']}_{tag}",
-             "imagename": f"{base['imagename']}_{tag}"}
+        t = {**base, "group": group, "spws": spws, "imagename": _variant(base, tag)}
         vis = count_visibilities(root / base["vis"], spws)
         runs = image_runs(wdir, root, t, a.repeats)
         rows.append({"case": name, "spws": group, "nchan_per_spw": nchan or presets.get("tiny").nchan,

@@ -90,16 +90,9 @@ def ensure() -> Path:
 def casa_threads(env=None) -> int | None:
     """``$CCIP_CASA_THREADS`` (of ``env``, default this process's) as a positive integer, or None
     when unset or empty; anything else is refused, naming the variable."""
-    raw = str((os.environ if env is None else env).get("CCIP_CASA_THREADS") or "").strip()
-    if not raw:
-        return None
-    try:
-        n = int(raw)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise ValueError(f"CCIP_CASA_THREADS={raw!r}: expected a positive integer (OpenMP threads per CASA process)")
-    return n
+    from .settings import positive_int
+
+    return positive_int("CCIP_CASA_THREADS", "OpenMP threads per CASA process", env)
 
 
 def tools():

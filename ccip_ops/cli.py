@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("casa-config", help="write the offline CASA configuration and check it")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    from . import casa_env, runtree
+    from . import casa_env, settings
 
     if a.cmd == "casa-config":
         print(casa_env.ensure())
@@ -52,18 +52,18 @@ def main(argv: list[str] | None = None) -> int:
         if a.seed is not None:
             over["seed"] = a.seed
         preset = presets.get(a.preset, **over)
-        path = simulate_field(a.archive or runtree.archive_root(), a.field_id or DEFAULT_FIELD_ID, preset)
+        path = simulate_field(a.archive or settings.archive_root(), a.field_id or DEFAULT_FIELD_ID, preset)
         print(path)
         return 0
-    from .model import CcipInputError
+    from .exceptions import InputError
     from .pipeline import run_serial
 
-    params = {"spw_groups": a.spw_groups} if a.spw_groups else {}
+    params = {"field_id": a.field_id, **({"spw_groups": a.spw_groups} if a.spw_groups else {})}
     try:
-        # absolute: CASA runs with working/ as its current directory
-        out = run_serial(a.field_id, a.run_id, params, a.archive and os.path.abspath(a.archive),
-                         a.work and os.path.abspath(a.work))
-    except CcipInputError as e:
+        # the same parameter check as the DAG's first task (ccip_ops.runparams); paths absolute:
+        # CASA runs with working/ as its current directory
+        out = run_serial(params, a.run_id, a.archive and os.path.abspath(a.archive), a.work and os.path.abspath(a.work))
+    except InputError as e:
         print(f"ccip: bad input: {e}", file=sys.stderr)
         return 2
     print(json.dumps(out, indent=1))

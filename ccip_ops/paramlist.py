@@ -12,7 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .model import CcipInputError
+from .exceptions import InputError
+from .naming import SPW_GROUP_PATTERN
 
 _STR = (str,)
 _NUM = (int, float)
@@ -31,13 +32,13 @@ KEYS: dict[str, tuple] = {
     "wprojplanes": (int,), "cutout_imsize": (int, list), "psfcutoff": _NUM,
     "smallscalebias": _NUM, "fastnoise": (bool,), "conjbeams": (bool,),
 }
-GROUP_RE = re.compile(r"^\d+(,\d+)*$")
+GROUP_RE = re.compile(SPW_GROUP_PATTERN)
 
 
 def parse(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise CcipInputError(f"parameter list not found: {path}")
+        raise InputError(f"parameter list not found: {path}")
     out: dict[str, Any] = {}
     for n, raw in enumerate(path.read_text().splitlines(), start=1):
         line = raw.strip()
@@ -45,16 +46,16 @@ def parse(path: str | Path) -> dict[str, Any]:
             continue
         key, value = (s.strip() for s in line.split("=", 1))
         if key not in KEYS:
-            raise CcipInputError(f"{path}:{n}: unknown parameter {key!r}")
+            raise InputError(f"{path}:{n}: unknown parameter {key!r}")
         try:
             val = ast.literal_eval(value)
         except (ValueError, SyntaxError):
-            raise CcipInputError(
+            raise InputError(
                 f"{path}:{n}: value of {key!r} is not a Python literal: {value!r}"
                 " (strings need quotes, lists are Python lists)") from None
         if not isinstance(val, KEYS[key]) or (isinstance(val, bool) and bool not in KEYS[key]):
             want = " or ".join(t.__name__ for t in KEYS[key])
-            raise CcipInputError(f"{path}:{n}: {key!r} must be {want}, got {type(val).__name__} {val!r}")
+            raise InputError(f"{path}:{n}: {key!r} must be {want}, got {type(val).__name__} {val!r}")
         out[key] = val
     return out
 
@@ -62,13 +63,13 @@ def parse(path: str | Path) -> dict[str, Any]:
 def validate_spw_groups(spw: Any, source: str = "spw") -> list[str]:
     """The CCIP ``spw`` value: a list of groups, each comma-separated integer spw ids."""
     if not isinstance(spw, list):
-        raise CcipInputError(
+        raise InputError(
             f"{source}: spw must be a list of spw groups such as ['2', '3,4'], got {type(spw).__name__} {spw!r}")
     if not spw:
-        raise CcipInputError(f"{source}: spw is an empty list: no spw group to image")
+        raise InputError(f"{source}: spw is an empty list: no spw group to image")
     for g in spw:
-        if not isinstance(g, str) or not GROUP_RE.match(g):
-            raise CcipInputError(
+        if not isinstance(g, str) or not GROUP_RE.fullmatch(g):
+            raise InputError(
                 f"{source}: spw group {g!r} is not comma-separated integer spw ids "
                 "(channel '2:0~15' and range '1~4' selections are not allowed)")
     return list(spw)

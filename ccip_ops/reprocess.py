@@ -18,8 +18,8 @@ import json
 from pathlib import Path
 
 from . import PIPELINE_VERSION
-from .model import CcipInputError
-from .runtree import FIELD_ID_RE
+from .exceptions import InputError
+from .naming import is_field_id
 
 
 def archive_fields(archive: Path) -> tuple[list[str], dict[str, str]]:
@@ -30,12 +30,12 @@ def archive_fields(archive: Path) -> tuple[list[str], dict[str, str]]:
     if not Path(archive).is_dir():
         return ok, incomplete
     for d in sorted(Path(archive).iterdir()):
-        if not d.is_dir() or not FIELD_ID_RE.match(d.name):
+        if not d.is_dir() or not is_field_id(d.name):
             continue
         try:
             find_inputs(d)
             ok.append(d.name)
-        except CcipInputError as e:
+        except InputError as e:
             incomplete[d.name] = str(e)
     return ok, incomplete
 

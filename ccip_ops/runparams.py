@@ -1,15 +1,16 @@
-"""A run's parameters: one JSON-schema definition for the trigger form and for the first task.
+"""A run's parameters: one JSON-schema definition for the trigger form, the first task and ``ccip run``.
 
-The DAG builds its trigger form (``Param``) from :data:`SCHEMAS`; the first task checks the
-run's values again with :func:`check` (a run can be created by other means than the form, and
-a parameter list edited by hand must fail before any work), and records them in
-``products/run_params.json``. No Airflow import here.
+The DAG builds its trigger form (``Param``) from :data:`SCHEMAS`; the first task and ``ccip run``
+check the run's values with :func:`check` (a run can be created by other means than the form),
+which returns the typed :class:`RunParams` recorded in ``products/run_params.json``. The
+operators' fault-injection rule (:func:`fault_injected`) lives here too, so that the DAG and the
+serial runner fail the same groups. No Airflow import here.
 """
 from __future__ import annotations
 
-from .model import FIELD_ID_PATTERN, CcipInputError
-
-SPW_GROUP_PATTERN = r"^\d+(,\d+)*$"
+from .exceptions import InputError
+from .model import ImagingTarget, RunParams
+from .naming import FIELD_ID_PATTERN, SPW_GROUP_PATTERN
 
 SCHEMAS: dict[str, dict] = {
     "field_id": {
@@ -40,19 +41,26 @@ SCHEMAS: dict[str, dict] = {
 DEFAULTS = {"spw_groups": None, "imaging_overrides": {}, "fault_groups": []}
 
 
-def check(params: dict) -> dict:
-    """Validate a run's parameters against :data:`SCHEMAS`; raise CcipInputError naming the parameter."""
+def check(params: dict) -> RunParams:
+    """Validate a run's parameters against :data:`SCHEMAS`; raise InputError naming the parameter."""
     import jsonschema
 
     out = {**DEFAULTS, **{k: v for k, v in (params or {}).items() if k in SCHEMAS}}
     unknown = sorted(set(params or {}) - set(SCHEMAS))
     if unknown:
-        raise CcipInputError(f"unknown run parameter(s) {unknown}; known: {sorted(SCHEMAS)}")
+        raise InputError(f"unknown run parameter(s) {unknown}; known: {sorted(SCHEMAS)}")
     for k, schema in SCHEMAS.items():
         if k not in out:
-            raise CcipInputError(f"run parameter {k!r} is required")
+            raise InputError(f"run parameter {k!r} is required")
         try:
             jsonschema.validate(out[k], schema)
         except jsonschema.ValidationError as e:
-            raise CcipInputError(f"run parameter {k!r} = {out[k]!r} is invalid: {e.message}") from None
-    return out
+            raise InputError(f"run parameter {k!r} = {out[k]!r} is invalid: {e.message}") from None
+    return RunParams(field_id=out["field_id"], spw_groups=out["spw_groups"],
+                     imaging_overrides=out["imaging_overrides"] or {}, fault_groups=out["fault_groups"] or ())
+
+
+def fault_injected(params: RunParams, target: ImagingTarget, try_number: int = 1) -> bool:
+    """An operator's drill fails the first try of the named groups only: a retry, or a clear of the
+    group, runs for real."""
+    return try_number <= 1 and (target.group in params.fault_groups or target.label in params.fault_groups)

@@ -1,12 +1,17 @@
 """vlass_se_cube: the VLASS-SE-CUBE (CCIP) recipe for one VLASS field, triggered per field.
 
-Thin TaskFlow wrappers over ``ccip_ops.pipeline``; CASA and the stage modules are imported
-inside the tasks only, so parsing this file stays fast. See DESIGN.md §1 for the shape:
+Thin TaskFlow wrappers over ``ccip_ops.pipeline`` (one task per step of ``pipeline.STAGES``);
+CASA and the stage modules are imported inside the tasks only, so parsing this file stays fast.
+See DESIGN.md §1 for the shape:
 
  stage_inputs -> editimlist_seip -> transform -> restorepims -> flagtargets -> editimlist_ccip
    -> image_spw_group (mapped, one per spw group, pool casa_imaging)
    -> collect (all_done_min_one_success) -> pbcor -> rmsimages -> cutouts -> analyzestokes -> export
    -> weblog (all_done: always renders) -> finalize (fails the run if any group or stage failed)
+
+Failures are mapped in one place (``_step``): a cause that no retry can fix (bad input, every
+group failed, an operator's drill; ``ccip_ops.exceptions``) fails the task at once; anything
+else is retried with backoff.
 """
 from __future__ import annotations
 
@@ -17,18 +22,28 @@ from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from ccip_ops.runparams import SCHEMAS
+from ccip_ops.settings import IMAGING_POOL
 
 IMAGING_TIMEOUT = timedelta(hours=int(os.environ.get("CCIP_IMAGING_TIMEOUT_H", "24")))
 
 
-def _bad_input(fn, *args):
-    """Run a pipeline step; bad input fails the task at once, without retries."""
-    from ccip_ops.model import CcipInputError
+def _step(name: str, *args, **kw):
+    """Run ``pipeline.<name>`` on the JSON values of XCom and return its value as JSON; a
+    deterministic failure fails the task without retries."""
+    from ccip_ops import pipeline
+    from ccip_ops.exceptions import is_retryable
 
     try:
-        return fn(*args)
-    except CcipInputError as e:
-        raise AirflowFailException(str(e)) from e
+        return pipeline.as_json(getattr(pipeline, name)(*args, **kw))
+    except Exception as e:
+        if not is_retryable(e):
+            raise AirflowFailException(f"{type(e).__name__}: {e}") from e
+        raise
+
+
+def _run():
+    c = get_current_context()
+    return c["params"]["field_id"], c["run_id"]
 
 
 @dag(
@@ -50,128 +65,76 @@ def _bad_input(fn, *args):
     doc_md=__doc__,
 )
 def vlass_se_cube():
-    def ctx_params():
-        c = get_current_context()
-        return c["params"], c["run_id"]
-
     @task(retries=0)
     def stage_inputs() -> dict:
-        from ccip_ops import pipeline, runparams
-
-        p, run_id = ctx_params()
-        # checked again here: against the schema, then (pipeline.stage_inputs) against the archive
-        params = _bad_input(runparams.check, {k: p.get(k) for k in runparams.SCHEMAS})
-        params.pop("field_id")
-        return _bad_input(pipeline.stage_inputs, p["field_id"], run_id, params)
+        c = get_current_context()
+        # the parameters are checked again there: the form is not the only way to create a run
+        return _step("stage_inputs", {k: c["params"].get(k) for k in SCHEMAS}, c["run_id"])
 
     @task(retries=0)
     def editimlist_seip(ctx: dict) -> dict:
-        from ccip_ops import pipeline
-
-        return _bad_input(pipeline.editimlist_seip, ctx)
+        return _step("editimlist_seip", ctx)
 
     @task
     def transform(ctx: dict) -> dict:
-        from ccip_ops import pipeline
-
-        return _bad_input(pipeline.transform, ctx)
+        return _step("transform", ctx)
 
     @task
     def restorepims(ctx: dict) -> dict:
-        from ccip_ops import pipeline
-
-        return _bad_input(pipeline.restorepims, ctx)
+        return _step("restorepims", ctx)
 
     @task
     def flagtargets(ctx: dict) -> dict:
-        from ccip_ops import pipeline
-
-        return _bad_input(pipeline.flagtargets, ctx)
+        return _step("flagtargets", ctx)
 
     @task
     def editimlist_ccip(ctx: dict) -> list[dict]:
-        from ccip_ops import pipeline
+        return _step("editimlist_ccip", ctx)
 
-        return _bad_input(pipeline.editimlist_ccip, ctx)
-
-    @task(pool="casa_imaging", map_index_template="{{ spw_group }}", execution_timeout=IMAGING_TIMEOUT)
+    @task(pool=IMAGING_POOL, map_index_template="{{ spw_group }}", execution_timeout=IMAGING_TIMEOUT)
     def image_spw_group(ctx: dict, target: dict) -> dict:
-        from ccip_ops import pipeline
-
         c = get_current_context()
         c["spw_group"] = target["label"]
-        faults = (ctx.get("params") or {}).get("fault_groups") or []
-        if c["ti"].try_number > 1 and faults:
-            # an injected fault hits the first try only: a retry or a clear of this group runs for real
-            ctx = {**ctx, "params": {**ctx["params"], "fault_groups": []}}
-        elif target["group"] in faults or target["label"] in faults:
-            try:
-                return pipeline.image_spw_group(ctx, target)
-            except RuntimeError as e:
-                raise AirflowFailException(str(e)) from e  # a drill: no retries, the operator clears it
-        return _bad_input(pipeline.image_spw_group, ctx, target)
+        return _step("image_spw_group", ctx, target, try_number=c["ti"].try_number)
 
     @task(trigger_rule="all_done_min_one_success")
     def collect(ctx: dict, targets: list[dict], results) -> dict:
-        from ccip_ops import pipeline
-
-        fan = pipeline.collect(ctx, targets, list(results or []))
-        if not fan["results"]:
-            raise AirflowFailException("every spw group failed: " + "; ".join(
-                f"{f['group']}: {f['error']}" for f in fan["failed"]))
-        return fan
+        return _step("collect", ctx, targets, list(results or []))
 
     @task
     def pbcor(ctx: dict, fan: dict) -> dict:
-        from ccip_ops import pipeline
-
-        return pipeline.pbcor(ctx, fan)
+        return _step("pbcor", ctx, fan)
 
     @task
     def rmsimages(ctx: dict, fan: dict) -> dict:
-        from ccip_ops import pipeline
-
-        return pipeline.rmsimages(ctx, fan)
+        return _step("rmsimages", ctx, fan)
 
     @task
     def cutouts(ctx: dict, fan: dict) -> dict:
-        from ccip_ops import pipeline
-
-        return pipeline.cutouts(ctx, fan)
+        return _step("cutouts", ctx, fan)
 
     @task
     def analyzestokes(ctx: dict, fan: dict) -> dict:
-        from ccip_ops import pipeline
-
-        return pipeline.analyzestokes(ctx, fan)
+        return _step("analyzestokes", ctx, fan)
 
     @task
     def export(ctx: dict, fan: dict) -> dict:
-        from ccip_ops import pipeline
-
-        return pipeline.export(ctx, fan)
+        return _step("export", ctx, fan)
 
     @task(trigger_rule="all_done", retries=1)
     def weblog() -> str:
-        from ccip_ops import pipeline
-        from ccip_ops.runtree import RunTree
-
-        p, run_id = ctx_params()
-        tree = RunTree.for_run(p["field_id"], run_id)
-        if not tree.root.exists():
-            raise AirflowFailException(f"no run tree at {tree.root}: the first task failed before creating it")
-        return pipeline.weblog({"field_id": p["field_id"], "run_id": run_id, "root": str(tree.root)})
+        return _step("weblog", *_run())
 
     @task(trigger_rule="all_done", retries=0)
     def finalize(html: str | None) -> str:
-        from ccip_ops.pipeline import report_errors
+        from ccip_ops.pipeline import errors
         from ccip_ops.runtree import RunTree
 
-        p, run_id = ctx_params()
-        tree = RunTree.for_run(p["field_id"], run_id)
-        errors = report_errors(tree)
-        if errors:
-            raise AirflowFailException("the run is incomplete:\n" + "\n".join(errors)
+        field_id, run_id = _run()
+        tree = RunTree.for_run(field_id, run_id)
+        problems = errors(field_id, run_id)
+        if problems:
+            raise AirflowFailException("the run is incomplete:\n" + "\n".join(problems)
                                        + f"\nweblog: {tree.html / 'index.html'}")
         return str(tree.products)
 

@@ -98,7 +98,7 @@ def vlass_se_cube_reprocess():
         import time
 
         from ccip_ops.reprocess import plan_sweep
-        from ccip_ops.runtree import archive_root, work_root
+        from ccip_ops.settings import archive_root, work_root
 
         c = get_current_context()
         p = c["params"]

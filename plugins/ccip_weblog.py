@@ -58,13 +58,13 @@ def _run(dag_id: str, run_id: str):
 
 
 def _tree(dag_id: str, run_id: str):
-    from ccip_ops.model import CcipInputError
+    from ccip_ops.exceptions import InputError
     from ccip_ops.runtree import RunTree
 
     conf, state = _run(dag_id, run_id)
     try:
         return RunTree.for_run(conf.get("field_id", ""), run_id), state
-    except CcipInputError:
+    except InputError:
         return None, state
 
 

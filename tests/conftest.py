@@ -71,9 +71,11 @@ def dag(airflow_db):
 
 
 @pytest.fixture(scope="session")
-def e2e_run(dag, tiny_field):
-    """vlass_se_cube through dag.test() on the tiny field: (dag_run, run tree)."""
+def serial_run(tiny_field):
+    """The tiny field through every stage in one process (``ccip run``'s serial runner, no Airflow):
+    (summary, run tree). The science tests read its products; the DAG has its own runs."""
+    from ccip_ops.pipeline import run_serial
     from ccip_ops.runtree import RunTree
 
-    dr = dag.test(run_conf={"field_id": FIELD_ID})
-    return dr, RunTree.for_run(FIELD_ID, dr.run_id)
+    out = run_serial({"field_id": FIELD_ID}, "serial_tiny")
+    return out, RunTree.for_run(FIELD_ID, "serial_tiny")

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import fnmatch
 
-
-
 from .. import casa_env
+from ..casatables import msmetadata
 
 NAME_PATTERNS = ("0*", "1*", "2*", "T*", '"T*')
 CUTOUT_HALF_ARCSEC = 1800.0
@@ -29,15 +28,11 @@ def box_fields(vis: str, phasecenter: str, half_arcsec: float) -> list[int]:
     from astropy.coordinates import SkyCoord
     import astropy.units as u
 
-    ct = casa_env.tools()
-    msmd = ct.msmetadata()
-    msmd.open(vis)
-    try:
-        names = msmd.fieldnames()
-        ids = []
-        ra0, dec0 = parse_phasecenter(phasecenter)
-        c0 = SkyCoord(ra0 * u.rad, dec0 * u.rad)
-        for fid, name in enumerate(names):
+    ids = []
+    ra0, dec0 = parse_phasecenter(phasecenter)
+    c0 = SkyCoord(ra0 * u.rad, dec0 * u.rad)
+    with msmetadata(vis) as msmd:
+        for fid, name in enumerate(msmd.fieldnames()):
             if not any(fnmatch.fnmatch(name, p) for p in NAME_PATTERNS):
                 continue
             d = msmd.phasecenter(fid)
@@ -45,18 +40,11 @@ def box_fields(vis: str, phasecenter: str, half_arcsec: float) -> list[int]:
             dra, ddec = c0.spherical_offsets_to(c)
             if abs(dra.to_value(u.arcsec)) < half_arcsec and abs(ddec.to_value(u.arcsec)) < half_arcsec:
                 ids.append(fid)
-    finally:
-        msmd.close()
     return ids
 
 
 def spw_mean_freqs(vis: str, spws: list[int]) -> dict[int, float]:
-    ct = casa_env.tools()
-    msmd = ct.msmetadata()
-    msmd.open(vis)
-    try:
+    with msmetadata(vis) as msmd:
         return {s: float(msmd.meanfreq(s)) for s in spws}
-    finally:
-        msmd.close()
 
 

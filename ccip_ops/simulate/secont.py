@@ -17,13 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import casa_env
+from .. import casa_env, casaimage, naming
 from ..heuristics import se
 from .observe import RFI_CLIP_JY
 
-SELFCAL_STAGE = 8  # SE recipe stage of hifv_selfcal
-IMAGING_STAGE = 5  # SE recipe stage of the first makeimages (selfcal model)
-TIER2_STAGE = 12  # SE recipe stage of hifv_vlassmasking tier-2
 REFANT = "W01"
 
 
@@ -57,11 +54,7 @@ def _circle_mask(template: str, out: str, sources: list[dict], radius_arcsec: fl
 
 
 def _pixels(image: str) -> np.ndarray:
-    ia = casa_env.tools().image()
-    ia.open(image)
-    a = ia.getchunk()
-    ia.close()
-    return a
+    return casaimage.pixels(image)
 
 
 def _write_like(template: str, out: str, data: np.ndarray) -> None:
@@ -88,18 +81,18 @@ def run_se_cont(pims: Path, sedir: Path, seip_imagename: str, imsize: int, cell:
     tk = casa_env.tasks()
     ct = casa_env.tools()
     sedir.mkdir(parents=True, exist_ok=True)
-    vis_name = pims.name[: -len(".ms")] + "_split.ms"
+    vis_name = naming.split_vis(naming.ms_root(pims.name))
     vis = str(sedir / vis_name)
     img = seip_imagename
     # SE stage 3: transform
     tk.mstransform(vis=str(pims), outputvis=vis, spw=spws, datacolumn="data", reindex=False)
     tk.initweights(vis=vis, wtmode="nyq")
     # SE stage 5: iter0 for the grid, Tier-1 mask from the catalogue, iter1 with savemodel
-    root = str(sedir / f"s{IMAGING_STAGE}_0.{img}.I")
-    tk.tclean(**se.stage1_tclean(vis, root + ".iter0", [imsize, imsize], cell, phasecenter), niter=0)
-    tier1 = str(sedir / f"s{IMAGING_STAGE - 1}_0.{img}.QLcatmask-tier1.mask")
-    n_cat = _circle_mask(root + ".iter0.pb.tt0", tier1, sources, radius_arcsec=40.0, min_flux=0.005)
-    tk.tclean(**se.stage1_tclean(vis, root + ".iter1", [imsize, imsize], cell, phasecenter),
+    iter0, model_root = str(sedir / naming.se_image_root(img, 0)), str(sedir / naming.se_model_root(img))
+    tk.tclean(**se.stage1_tclean(vis, iter0, [imsize, imsize], cell, phasecenter), niter=0)
+    tier1 = str(sedir / naming.se_tier1_mask(img))
+    n_cat = _circle_mask(iter0 + ".pb.tt0", tier1, sources, radius_arcsec=40.0, min_flux=0.005)
+    tk.tclean(**se.stage1_tclean(vis, model_root, [imsize, imsize], cell, phasecenter),
               niter=2000, nsigma=3.0, cycleniter=500, usemask="user", mask=tier1,
               savemodel="modelcolumn")
     # SE stage 6: checkflag (the residual RFI spikes)
@@ -108,7 +101,7 @@ def run_se_cont(pims: Path, sedir: Path, seip_imagename: str, imsize: int, cell:
     # SE stage 7: statwt, VLASS-SE settings; its own flag backup is statwt_1
     tk.statwt(vis=vis, **se.STATWT)
     # SE stage 8: phase self-calibration
-    caltable = str(sedir / f"{vis_name}.hifv_selfcal.s{SELFCAL_STAGE}_1.phase-self-cal.tbl")
+    caltable = str(sedir / naming.se_selfcal_table(vis_name))
     tk.gaincal(vis=vis, caltable=caltable, solint="inf", combine="spw,field", gaintype="G",
                calmode="p", minsnr=5.0, minblperant=4, refant=REFANT, refantmode="strict",
                parang=False)
@@ -119,9 +112,9 @@ def run_se_cont(pims: Path, sedir: Path, seip_imagename: str, imsize: int, cell:
     lowest = min(int(s) for s in _expand_spws(spws))
     tk.applycal(**se.selfcal_applycal(vis, caltable, nspw, lowest))
     # SE stage 12: Tier-2 = Tier-1 + a second mask from the selfcal image
-    second = str(sedir / f"s{TIER2_STAGE}_0.{img}.secondmask.mask")
-    _threshold_mask(root + ".iter1.image.tt0", second, nsigma=5.0)
-    tier2 = str(sedir / f"s{TIER2_STAGE}_0.{img}.combined-tier2.mask")
+    second = str(sedir / naming.se_second_mask(img))
+    _threshold_mask(model_root + ".image.tt0", second, nsigma=5.0)
+    tier2 = str(sedir / naming.se_tier2_mask(img))
     _combine_masks(tier1, second, tier2)
     # the SE-CONT final state, to compare the restore against
     tb.open(vis)
@@ -131,10 +124,10 @@ def run_se_cont(pims: Path, sedir: Path, seip_imagename: str, imsize: int, cell:
                         DATA_DESC_ID=tb.getcol("DATA_DESC_ID"))
     tb.close()
     members = [
-        f"{vis_name}.flagversions",
+        naming.flagversions(vis_name),
         Path(caltable).name,
-        f"s{IMAGING_STAGE}_0.{img}.I.iter1.model.tt0",
-        f"s{IMAGING_STAGE}_0.{img}.I.iter1.model.tt1",
+        naming.se_model_root(img) + ".model.tt0",
+        naming.se_model_root(img) + ".model.tt1",
         Path(tier1).name,
         Path(second).name,
         Path(tier2).name,

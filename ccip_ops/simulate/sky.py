@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..model import FIELD_ID_PATTERN
+from ..naming import FIELD_ID_PATTERN
 
 C_LIGHT = 299792458.0
 

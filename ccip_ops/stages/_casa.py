@@ -1,19 +1,19 @@
 """Calling CASA tasks from a stage: logged, timed, memory-sampled, and recorded.
 
-Every call is appended to ``working/casa_commands.log`` as the command that ran (what NRAO
-exports as ``casa_commands.log``) and to the caller's list of call records (parameters,
-wall time, absolute start and end, peak resident memory of the process during the call).
+Every call is appended to ``working/casa_commands.log`` as the command that ran, with all its
+parameters (what NRAO exports as ``casa_commands.log``), and to the caller's list of call
+records (task, imagename, wall time, absolute start and end, peak resident memory of the
+process during the call), which travel in the results.
 """
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 import time
 from pathlib import Path
 
-from .. import casa_env
+from .. import casa_env, naming
 
 log = logging.getLogger("ccip")
 
@@ -55,7 +55,7 @@ class Casa:
         self.working = Path(working)
         self.stage = stage
         self.calls: list[dict] = []
-        self.logfile = self.working / "logs" / f"{stage}.casa.log"
+        self.logfile = self.working / naming.casa_log(stage)
         casa_env.set_log(self.logfile)
 
     def _forward_casa_log(self, offset: int) -> None:
@@ -88,14 +88,15 @@ class Casa:
         t1 = time.time()
         wall = t1 - t0
         # absolute start/end (Unix seconds) let benchmarks relate the CASA call to its task's timeline
-        rec = {"task": task, "stage": self.stage, "wall_s": round(wall, 3), "start_unix": round(t0, 3),
-               "end_unix": round(t1, 3), "peak_rss_mb": round(mem.peak / 2**20, 1), "params": kw}
+        rec = {"task": task, "stage": self.stage, "imagename": Path(str(kw.get("imagename", ""))).name,
+               "wall_s": round(wall, 3), "start_unix": round(t0, 3), "end_unix": round(t1, 3),
+               "peak_rss_mb": round(mem.peak / 2**20, 1)}
         self.calls.append(rec)
-        with open(self.working / "casa_commands.log", "a") as f:
+        with open(self.working / naming.CASA_COMMANDS, "a") as f:
             f.write(f"# {self.stage}: {wall:.1f} s, peak RSS {rec['peak_rss_mb']} MB\n{cmd}\n")
         log.info("CASA %s done in %.1f s (peak RSS %.0f MB)", task, wall, rec["peak_rss_mb"])
         return out
 
-    def records(self) -> list[dict]:
-        """The call records as plain JSON values."""
-        return json.loads(json.dumps(self.calls, default=str))
+    def records(self) -> tuple[dict, ...]:
+        """The call records so far."""
+        return tuple(dict(c) for c in self.calls)

@@ -16,7 +16,7 @@ import logging
 import math
 from pathlib import Path
 
-from .. import casa_env
+from .. import casa_env, casaimage
 from ..runtree import remove
 
 log = logging.getLogger("ccip")
@@ -73,17 +73,12 @@ def make_com(iquv: Path, corrected_crval_deg: tuple[float, float], target: dict,
              iqu_name: str, v_name: str, shift_tol_pixdiag: float = SHIFT_TOL_PIXDIAG) -> tuple[list[Path], list[str]]:
     """One plane's ``.com`` pair; returns (the two CASA images written, HISTORY lines)."""
     ct = casa_env.tools()
-    ia = ct.image()
-    ia.open(str(iquv))
-    cs = ia.coordsys()
-    shape = ia.shape()
+    with casaimage.opened(iquv) as ia:
+        cs = ia.coordsys()
+        shape = ia.shape()
     inc = cs.increment(format="n", type="direction")["numeric"]
     pixdiag = math.degrees(math.hypot(inc[0], inc[1])) * 3600
-    b = ia.restoringbeam(channel=0, polarization=0)
-    ia.close()
-    qa = ct.quanta()
-    beam = {"bmaj": qa.convert(b["major"], "arcsec")["value"], "bmin": qa.convert(b["minor"], "arcsec")["value"],
-            "pa": qa.convert(b["positionangle"], "deg")["value"]}
+    beam = casaimage.beam(iquv).to_json()
     history = [f"Common beam target {target['bmaj']:.4f} x {target['bmin']:.4f} arcsec, PA {target['pa']:.2f}"]
     work = outdir / (iquv.name + ".com.tmp")
     remove(work)
@@ -95,16 +90,15 @@ def make_com(iquv: Path, corrected_crval_deg: tuple[float, float], target: dict,
         cs.done()
         raise ValueError(f"{iquv.name}: beam {beam['bmaj']:.3f}x{beam['bmin']:.3f} arcsec cannot be convolved "
                          f"to the common beam {target['bmaj']:.3f}x{target['bmin']:.3f} arcsec")
-    ia.open(str(iquv))
-    if same or k["bmaj"] < SMOOTH_TOL_PIXDIAG * pixdiag:
-        img = ia.subimage(outfile=str(work), overwrite=True)
-        history.append(f"Not smoothed: kernel < {SMOOTH_TOL_PIXDIAG} pixel diagonal ({pixdiag:.3f} arcsec)")
-    else:
-        img = ia.convolve2d(outfile=str(work), axes=[0, 1], type="gauss", major=_q(target["bmaj"]),
-                            minor=_q(target["bmin"]), pa=_q(target["pa"], "deg"), targetres=True, scale=-1,
-                            overwrite=True)
-        history.append(f"Smoothed to the common beam, kernel {k['bmaj']:.3f} x {k['bmin']:.3f} arcsec")
-    ia.close()
+    with casaimage.opened(iquv) as ia:
+        if same or k["bmaj"] < SMOOTH_TOL_PIXDIAG * pixdiag:
+            img = ia.subimage(outfile=str(work), overwrite=True)
+            history.append(f"Not smoothed: kernel < {SMOOTH_TOL_PIXDIAG} pixel diagonal ({pixdiag:.3f} arcsec)")
+        else:
+            img = ia.convolve2d(outfile=str(work), axes=[0, 1], type="gauss", major=_q(target["bmaj"]),
+                                minor=_q(target["bmin"]), pa=_q(target["pa"], "deg"), targetres=True, scale=-1,
+                                overwrite=True)
+            history.append(f"Smoothed to the common beam, kernel {k['bmaj']:.3f} x {k['bmin']:.3f} arcsec")
     ref = cs.referencevalue(format="n", type="direction")["numeric"]
     ra0, dec0 = math.degrees(ref[0]) % 360, math.degrees(ref[1])
     from astropy import units as u
@@ -135,12 +129,11 @@ def make_com(iquv: Path, corrected_crval_deg: tuple[float, float], target: dict,
     for pol, name in (("IQU", iqu_name), ("V", v_name)):
         dst = outdir / name
         remove(dst)
-        ia.open(str(work))
-        rg = ct.regionmanager()
-        sub = ia.subimage(outfile=str(dst), region=rg.frombcs(csys=ia.coordsys().torecord(), shape=ia.shape(),
-                                                                stokes=pol, stokescontrol="a"), overwrite=True)
-        rg.done()
-        ia.close()
+        with casaimage.opened(work) as ia:
+            rg = ct.regionmanager()
+            sub = ia.subimage(outfile=str(dst), region=rg.frombcs(csys=ia.coordsys().torecord(), shape=ia.shape(),
+                                                                    stokes=pol, stokescontrol="a"), overwrite=True)
+            rg.done()
         rb = sub.restoringbeam(channel=0, polarization=0)  # one beam for the whole image (§9.4 step 6)
         sub.setrestoringbeam(remove=True)
         sub.setrestoringbeam(beam=rb)

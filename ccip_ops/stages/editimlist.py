@@ -1,35 +1,38 @@
 """hif_editimlist, twice (spec §1 stage 2 and §3).
 
-- :func:`run_seip` (stage 2): the single VLASS-SE-CONT target of ``SEIP_parameter.list``
+- :func:`seip_target` (stage 2): the single VLASS-SE-CONT target of ``SEIP_parameter.list``
   with its stage-1 heuristics; restorepims predicts the SE model with it.
-- :func:`run_ccip` (stage 6, ``editmode='replace'``): one :class:`ImagingTarget` per spw
+- :func:`ccip_targets` (stage 6, ``editmode='replace'``): one :class:`ImagingTarget` per spw
   group of ``CCIP_parameter.list`` (or the run's override): validated groups, imagename
   suffix, reffreq = mean of the spws' mean frequencies, box field selection, the
   100 %-flagged skip and the PIPE-1800 nfield rejection, the masks from restorepims.
+
+Both write their stage data (``RunTree.stage_data``) for the weblog; bad lists fail with
+:class:`InputError` naming the file and the key.
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
 
-from .. import casa_env, paramlist
+from .. import casa_env, naming, paramlist
+from ..casatables import msmetadata
+from ..exceptions import InputError, NothingLeftError
 from ..heuristics import fields as fieldsel
 from ..heuristics import se
-from ..model import CcipInputError, ImagingTarget
-from ..runtree import RunTree
+from ..model import ImagingTarget, SeipTarget
+from ..runtree import RunTree, read_json, write_json
 
 log = logging.getLogger("ccip")
-STAGE_PREFIX = "s7_0."  # hif_makeimages is stage 7 of the CCIP recipe
 DEFAULT_GROUPS = [str(s) for s in range(2, 18)]
 PLANE_REJECT_MS = {"apply": True, "exclude_spw": "", "flagpct_thresh": 0.9, "nfield_thresh": 12}
 
 
 def _required(params: dict, key: str, path: Path):
     if key not in params:
-        raise CcipInputError(f"{path}: required parameter {key!r} is missing")
+        raise InputError(f"{path}: required parameter {key!r} is missing")
     return params[key]
 
 
@@ -43,39 +46,33 @@ def _cell(v) -> str:
     return v if isinstance(v, str) else v[0]
 
 
-def run_seip(tree: RunTree, vis_rel: str | None = None) -> dict:
+def seip_target(tree: RunTree) -> SeipTarget:
     path = tree.working / "SEIP_parameter.list"
     p = paramlist.parse(path)
-    target = {
-        "imaging_mode": p.get("imaging_mode", "VLASS-SE-CONT"),
-        "imagename": _required(p, "imagename", path),
-        "phasecenter": _required(p, "phasecenter", path),
-        "imsize": _imsize(p.get("imsize", 12500)),
-        "cell": _cell(p.get("cell", "0.6arcsec")),
-        "spw": spw if isinstance(spw := p.get("spw", "2~17"), str) else ",".join(spw),
-        "search_radius_arcsec": float(p.get("search_radius_arcsec", fieldsel.DEFAULT_BUFFER_ARCSEC)),
-        "heuristics": se.STAGE1,  # stage-1 VLASS-SE heuristics (vlass_stage = 1), for the record
-    }
-    if "awproject" in target["imaging_mode"].lower() or "AWP" in target["imaging_mode"]:
-        raise CcipInputError(f"{path}: imaging_mode {target['imaging_mode']!r} needs awproject/cfcache; "
-                             "this pipeline restores mosaic-gridder SE products only")
-    (tree.working / "seip_target.json").write_text(json.dumps(target, indent=1))
+    spw = p.get("spw", "2~17")
+    target = SeipTarget(
+        imaging_mode=p.get("imaging_mode", "VLASS-SE-CONT"),
+        imagename=_required(p, "imagename", path),
+        phasecenter=_required(p, "phasecenter", path),
+        imsize=_imsize(p.get("imsize", 12500)),
+        cell=_cell(p.get("cell", "0.6arcsec")),
+        spw=spw if isinstance(spw, str) else ",".join(spw),
+        search_radius_arcsec=float(p.get("search_radius_arcsec", fieldsel.DEFAULT_BUFFER_ARCSEC)),
+        heuristics=se.STAGE1,  # stage-1 VLASS-SE heuristics (vlass_stage = 1), for the record
+    )
+    if "awproject" in target.imaging_mode.lower() or "AWP" in target.imaging_mode:
+        raise InputError(f"{path}: imaging_mode {target.imaging_mode!r} needs awproject/cfcache; "
+                         "this pipeline restores mosaic-gridder SE products only")
+    write_json(tree.stage_data("editimlist_seip"), target.to_json())
     return target
-
-
-def group_label(group: str) -> str:
-    return "spw" + group.replace(",", "_").replace("~", "-")
 
 
 def flag_fractions(vis: str, field_ids: list[int], spws: list[int]) -> tuple[dict, dict]:
     """Per field and spw: (flagged, total) from flagdata summary with fieldcnt."""
     tk = casa_env.tasks()
     s = tk.flagdata(vis=vis, mode="summary", fieldcnt=True)
-    ct = casa_env.tools()
-    msmd = ct.msmetadata()
-    msmd.open(vis)
-    names = {fid: msmd.namesforfields(fid)[0] for fid in field_ids}
-    msmd.close()
+    with msmetadata(vis) as msmd:
+        names = {fid: msmd.namesforfields(fid)[0] for fid in field_ids}
     flagged, total = {}, {}
     for fid, name in names.items():
         rec = s.get(name, {})
@@ -87,33 +84,30 @@ def flag_fractions(vis: str, field_ids: list[int], spws: list[int]) -> tuple[dic
     return flagged, total
 
 
-def run_ccip(tree: RunTree, vis_rel: str, masks: list[str], spw_override: list[str] | None = None,
-             overrides: dict | None = None) -> list[ImagingTarget]:
+def ccip_targets(tree: RunTree, vis_rel: str, masks: tuple[str, ...], spw_override: tuple[str, ...] | None = None,
+                 overrides: dict | None = None) -> list[ImagingTarget]:
     path = tree.working / "CCIP_parameter.list"
     p = paramlist.parse(path)
     mode = p.get("imaging_mode", "VLASS-SE-CUBE")
     if mode != "VLASS-SE-CUBE":
-        raise CcipInputError(f"{path}: imaging_mode must be 'VLASS-SE-CUBE', got {mode!r}")
+        raise InputError(f"{path}: imaging_mode must be 'VLASS-SE-CUBE', got {mode!r}")
     imagename = _required(p, "imagename", path)
     phasecenter = _required(p, "phasecenter", path)
     if spw_override:
-        groups = paramlist.validate_spw_groups(spw_override, "run parameter spw_groups")
+        groups = paramlist.validate_spw_groups(list(spw_override), "run parameter spw_groups")
     else:
         groups = paramlist.validate_spw_groups(p.get("spw", DEFAULT_GROUPS), f"{path}: spw")
     vis = str(tree.abs(vis_rel))
-    ct = casa_env.tools()
-    msmd = ct.msmetadata()
-    msmd.open(vis)
-    all_spws = set(range(msmd.nspw()))
-    msmd.close()
+    with msmetadata(vis) as msmd:
+        all_spws = set(range(msmd.nspw()))
     for g in groups:
         missing = [s for s in map(int, g.split(",")) if s not in all_spws]
         if missing:
-            raise CcipInputError(f"spw group {g!r}: spw {missing} not in the MeasurementSet {vis_rel}")
+            raise InputError(f"spw group {g!r}: spw {missing} not in the MeasurementSet {vis_rel}")
     buffer = float(p.get("search_radius_arcsec", fieldsel.DEFAULT_BUFFER_ARCSEC))
     field_ids = fieldsel.box_fields(vis, phasecenter, fieldsel.CUTOUT_HALF_ARCSEC + buffer)
     if not field_ids:
-        raise CcipInputError(f"no field of {vis_rel} lies within {fieldsel.CUTOUT_HALF_ARCSEC + buffer:.0f} arcsec "
+        raise InputError(f"no field of {vis_rel} lies within {fieldsel.CUTOUT_HALF_ARCSEC + buffer:.0f} arcsec "
                              f"of phasecenter {phasecenter!r}")
     box_ids = fieldsel.box_fields(vis, phasecenter, fieldsel.CUTOUT_HALF_ARCSEC)
     spws_used = sorted({int(s) for g in groups for s in g.split(",")})
@@ -153,9 +147,9 @@ def run_ccip(tree: RunTree, vis_rel: str, masks: list[str], spw_override: list[s
             skipped.append(g)
             continue
         reffreq_hz = float(np.mean([meanfreq[s] for s in spws]))
-        label = group_label(g)
+        names = naming.GroupNames(imagename, naming.group_label(g))
         targets.append(ImagingTarget(
-            group=g, spws=spws, label=label, imagename=f"{STAGE_PREFIX}{imagename}.{label}",
+            group=g, spws=spws, label=names.label, imagename=names.imagename,
             reffreq_hz=reffreq_hz, reffreq=f"{reffreq_hz / 1e9!r}GHz", imsize=imsize, cell=cell,
             phasecenter=phasecenter, field_ids=field_ids, vis=vis_rel, masks=list(masks) + ["pb"],
             flagpct=frac, imaging_mode=mode, tclean_overrides=tclean_overrides))
@@ -164,8 +158,14 @@ def run_ccip(tree: RunTree, vis_rel: str, masks: list[str], spw_override: list[s
                     rejected, reject["nfield_thresh"], 100 * reject["flagpct_thresh"])
     summary = {"targets": [t.to_json() for t in targets], "skipped_flagged": skipped,
                "rejected_nfield": rejected, "groups": groups, "parameter_file": "CCIP_parameter.list"}
-    (tree.working / "ccip_targets.json").write_text(json.dumps(summary, indent=1))
+    write_json(tree.targets_json, summary)
     if not targets:
-        raise CcipInputError(f"no spw group left to image: skipped (100% flagged) {skipped}, "
-                             f"rejected (nfield) {rejected}")
+        raise NothingLeftError(f"no spw group left to image: skipped (100% flagged) {skipped}, "
+                               f"rejected (nfield) {rejected}")
     return targets
+
+
+def summary(targets: list[ImagingTarget], tree: RunTree) -> str:
+    s = read_json(tree.targets_json, {})
+    skipped = s.get("skipped_flagged") or []
+    return f"{len(targets)} targets" + (f"; skipped (100% flagged): {skipped}" if skipped else "")

@@ -8,7 +8,7 @@ Departure (stated in the issue notes): NRAO's 60″ box is about 16-24 beams wid
 resolution (B configuration, 2.5-3.75″ beams). For coarser beams (the compact-configuration
 test fields) the box grows in proportion, 60″ × bmaj/3.75″, so that it still spans 16 beams;
 with a 30″ beam a 60″ box holds ~2 beams of correlated noise and its MAD reads 10-25 % low.
-VLASS-sized beams keep exactly 60″.
+VLASS-sized beams keep exactly 60″. Entry point: :func:`rms_image`.
 """
 from __future__ import annotations
 
@@ -26,13 +26,11 @@ def box_arcsec(bmaj_arcsec: float) -> float:
     return NRAO_BOX_ARCSEC * max(1.0, bmaj_arcsec / VLASS_MAX_BEAM_ARCSEC)
 
 
-def run(tree: RunTree, result: ImagingResult) -> ImagingResult:
-    casa = Casa(tree.working, f"rmsimages.{result.target.label}")
+def rms_image(tree: RunTree, result: ImagingResult) -> ImagingResult:
+    casa = Casa(tree.working, f"rmsimages.{result.label}")
     src = tree.abs(result.images["image_pbcor"])
-    out = f"{src}.rms"
+    out = tree.working / result.target.names.rms
     remove(out)
-    box = f"{box_arcsec(result.beam.get('bmaj', 0.0)):.2f}arcsec"
-    casa("imdev", imagename=str(src), outfile=out, xlength=box, ylength=box, **IMDEV)
-    result.qa["rms_box"] = box
-    result.images["rms"] = tree.rel(out)
-    return result
+    box = f"{box_arcsec(result.beam.bmaj if result.beam else 0.0):.2f}arcsec"
+    casa("imdev", imagename=str(src), outfile=str(out), xlength=box, ylength=box, **IMDEV)
+    return result.adding({"rms": tree.rel(out)}, rms_box=box)

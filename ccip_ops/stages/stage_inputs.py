@@ -4,16 +4,17 @@ copy what the run needs into its working tree.
 Reads ``CCIP_ARCHIVE_ROOT/<field_id>/`` (DESIGN.md §3.1): exactly one PIMS ``<name>.ms``,
 ``reimaging_resources.tgz``, ``SEIP_parameter.list``, ``CCIP_parameter.list`` and optionally
 ``<name>_split.flagtargetstemplate.txt``. Writes copies into ``working/``. The archive is
-never written. Fails with :class:`CcipInputError` naming every missing input, so that an
-operator fixes the folder once; no retry can help with that.
+never written. Fails with :class:`InputError` naming every missing input, so that an
+operator fixes the folder once; no retry can help with that. Entry point: :func:`copy_inputs`.
 """
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
-from ..model import CcipInputError
-from ..runtree import RunTree, check_field_id, remove
+from .. import naming
+from ..exceptions import InputError
+from ..runtree import RunTree, field_folder, remove
 
 REQUIRED_FILES = ("reimaging_resources.tgz", "SEIP_parameter.list", "CCIP_parameter.list")
 
@@ -21,7 +22,7 @@ REQUIRED_FILES = ("reimaging_resources.tgz", "SEIP_parameter.list", "CCIP_parame
 def find_inputs(field_dir: Path) -> dict:
     """Locate the inputs of one archive folder; raise naming everything that is missing."""
     if not field_dir.is_dir():
-        raise CcipInputError(f"archive folder for this field does not exist: {field_dir}")
+        raise InputError(f"archive folder for this field does not exist: {field_dir}")
     problems = []
     ms = sorted(p for p in field_dir.glob("*.ms") if p.is_dir())
     if not ms:
@@ -34,10 +35,10 @@ def find_inputs(field_dir: Path) -> dict:
         if not (field_dir / name).is_file():
             problems.append(f"missing {name} in {field_dir}")
     if problems:
-        raise CcipInputError("input check failed:\n  " + "\n  ".join(problems))
+        raise InputError("input check failed:\n  " + "\n  ".join(problems))
     pims = ms[0]
     name = pims.name[: -len(".ms")]
-    template = field_dir / f"{name}_split.flagtargetstemplate.txt"
+    template = field_dir / naming.flag_template(naming.split_vis(name))
     return {"pims": pims, "name": name, "template": template if template.is_file() else None,
             **{k: field_dir / k for k in REQUIRED_FILES}}
 
@@ -54,9 +55,9 @@ def _copy(src: Path, dst: Path) -> None:
     tmp.rename(dst)
 
 
-def run(archive_root: Path, field_id: str, tree: RunTree) -> dict:
-    check_field_id(field_id)
-    found = find_inputs(Path(archive_root) / field_id)
+def copy_inputs(archive_root: Path, field_id: str, tree: RunTree) -> dict:
+    """Check the field's archive folder and copy its inputs into ``working/``."""
+    found = find_inputs(field_folder(archive_root, field_id))
     tree.make()
     w = tree.working
     _copy(found["pims"], w / found["pims"].name)

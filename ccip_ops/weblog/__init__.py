@@ -1,11 +1,21 @@
-"""The run's HTML report: ``html/index.html`` (jinja2) and thumbnails (matplotlib, Agg)."""
+"""The run's HTML report: ``html/index.html`` and one page per stage (jinja2), with its plots.
+
+:func:`write` draws the plots (:mod:`.plots`), builds the data model (:mod:`.report`) and renders
+``templates/index.html`` and ``templates/stage_<step>.html`` for every stage. Pages are written
+to a temporary name and renamed; index.html last, so a complete index means complete pages.
+"""
 from __future__ import annotations
 
-import json
+import logging
 import os
 from pathlib import Path
 
-from ..runtree import RunTree
+from .. import fanin, naming
+from ..runtree import RunTree, read_json, write_json, write_text
+from . import plots, report
+
+log = logging.getLogger("ccip")
+TEMPLATES = Path(__file__).parent / "templates"
 
 
 def _qa_colour(score: float | None) -> str:
@@ -15,62 +25,39 @@ def _qa_colour(score: float | None) -> str:
     return "#d9534f" if score < 0.33 else "#f0ad4e" if score < 0.66 else "#5bc0de" if score < 0.9 else "#5cb85c"
 
 
-def thumbnails(tree: RunTree, results: list[dict]) -> dict[str, list[str]]:
-    """One PNG per group and Stokes of the pbcor cutout; paths relative to html/."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from .. import casa_env
-
-    out: dict[str, list[str]] = {}
-    d = tree.html / "thumbs"
-    d.mkdir(parents=True, exist_ok=True)
-    ia = casa_env.tools().image()
-    for r in results:
-        if r.get("status") != "ok" or "image_pbcor_subim" not in r.get("images", {}):
-            continue
-        ia.open(str(tree.abs(r["images"]["image_pbcor_subim"])))
-        a = ia.getchunk()
-        ia.close()
-        rms = r.get("qa", {}).get("VLASSRMS") or float(np.nanstd(a[:, :, 0, 0]))
-        names = []
-        for k, s in enumerate("IQUV"):
-            fig, ax = plt.subplots(figsize=(2.2, 2.2))
-            ax.imshow(a[:, :, k, 0].T, origin="lower", cmap="inferno", vmin=-5 * rms, vmax=20 * rms)
-            ax.set_axis_off()
-            ax.set_title(f"{r['target']['label']} {s}", fontsize=7)
-            name = f"{r['target']['label']}_{s}.png"
-            fig.savefig(d / name, dpi=70, bbox_inches="tight")
-            plt.close(fig)
-            names.append(f"thumbs/{name}")
-        out[r["target"]["label"]] = names
-    return out
+def _draw(tree: RunTree) -> tuple[dict, list[str]]:
+    """The thumbnails and stage 11's plots; whatever cannot be drawn is left out."""
+    thumbs, stokes = {}, []
+    fan = fanin.load(tree)
+    try:
+        if fan is not None:
+            thumbs = plots.thumbnails(tree, [r for r in fan.results if r.images.get("image_pbcor_subim")])
+    except Exception as e:  # noqa: BLE001 - the report must render even when images are broken
+        log.warning("thumbnails failed: %s", e)
+    analysis = read_json(tree.stage_data("analyzestokes"))
+    if analysis:
+        try:
+            stokes = plots.stokes_plots(tree, analysis)
+            write_json(tree.html / "stage11" / "analyzestokes.json", analysis)
+        except Exception as e:  # noqa: BLE001
+            log.warning("stage 11 plots failed: %s", e)
+    return thumbs, stokes
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def render(tree: RunTree, report: dict) -> Path:
-    """Write html/index.html (overview) and html/stage<N>.html (one page per stage) from the run
-    report (stages, targets, results, products, errors). Pages are written to a temporary name and
-    renamed; index.html last, so a complete index means complete pages."""
+def write(tree: RunTree, field_id: str, run_id: str, stages) -> Path:
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
-                             autoescape=True)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True)
     env.globals["qa_colour"] = _qa_colour
+    env.globals["page_of"] = naming.stage_page
     tree.html.mkdir(parents=True, exist_ok=True)
+    thumbs, stokes = _draw(tree)
+    r = report.build(tree, field_id, run_id, stages, thumbs, stokes)
     products = sorted(p.name for p in tree.products.glob("*")) if tree.products.exists() else []
-    common = {"r": report, "products": products, "products_rel": os.path.relpath(tree.products, tree.html)}
-    page = env.get_template("stage.html")
-    for s in report["stages"]:
-        _write(tree.html / f"stage{s['number']}.html", page.render(stage=s, **common))
-    (tree.html / "report.json").write_text(json.dumps(report, indent=1, default=str))
-    _write(tree.html / "index.html", env.get_template("index.html").render(stage=None, **common))
+    common = {"r": r, "products": products, "products_rel": os.path.relpath(tree.products, tree.html)}
+    for s in r["stages"]:
+        page = env.get_template(f"stage_{s['step']}.html")
+        write_text(tree.html / naming.stage_page(s["number"]), page.render(stage=s, **common))
+    write_json(tree.report_json, r)
+    write_text(tree.html / "index.html", env.get_template("index.html").render(stage=None, **common))
     return tree.html / "index.html"

@@ -48,6 +48,6 @@ def fetch(url, token=None):
 
 
 def products_of(work: Path, run_id: str) -> Path:
-    from ccip_ops.runtree import safe_run_id
+    from ccip_ops.naming import run_folder
 
-    return work / FIELD_ID / safe_run_id(run_id) / "products"
+    return work / FIELD_ID / run_folder(run_id) / "products"

@@ -17,11 +17,11 @@ import pytest
 
 from ccip_ops import casa_env
 from ccip_ops.heuristics import poscorr
-from ccip_ops.model import ImagingResult
+from ccip_ops.model import FanIn
 from ccip_ops.runtree import RunTree
 from ccip_ops.simulate import sky
 
-pytestmark = [pytest.mark.casa, pytest.mark.airflow]
+pytestmark = pytest.mark.casa
 
 
 def fits_header(path):
@@ -52,19 +52,22 @@ def vla_location():
 
 
 @pytest.fixture(scope="module")
-def run(e2e_run):
-    dr, tree = e2e_run
-    assert dr.state == "success"
+def run(serial_run):
+    out, tree = serial_run
+    assert not out["errors"]
     res, planes = fanin_results(tree)
-    analysis = json.loads((tree.working / "analyzestokes.json").read_text())
+    analysis = json.loads(tree.stage_data("analyzestokes").read_text())
     return tree, res, planes, analysis
 
 
 def fanin_results(tree):
     """The fan-in's results after cutouts (working/fanin.json: image paths of every stage) and planes."""
-    fan = json.loads((tree.working / "fanin.json").read_text())
-    res = sorted((ImagingResult.from_json(r) for r in fan["results"]), key=lambda r: r.target.reffreq_hz)
-    return res, fan["planes"]
+    fan = FanIn.from_json(tree.fanin_json.read_text())
+    return sorted(fan.results, key=lambda r: r.target.reffreq_hz), fan.planes
+
+
+def _fan(res, planes):
+    return FanIn(targets=tuple(r.target for r in res), results=tuple(res), planes=planes)
 
 
 def pbcor_fits(tree):
@@ -80,12 +83,13 @@ def test_every_fits_is_moved_by_the_formula_for_its_frequency(run):
     from astropy.coordinates import AltAz, SkyCoord
     from astropy.time import Time
 
-    from ccip_ops.stages.export import STAGE_RE, observation_times
+    from ccip_ops.naming import strip_stage_prefix
+    from ccip_ops.stages.exportfits import observation_times
 
     tree, res, _, _ = run
     t0, t1 = observation_times(str(next(tree.working.glob("*_split.ms"))))
     loc = vla_location()
-    cutouts = {STAGE_RE.sub("", tree.abs(r.images[k]).name): tree.abs(r.images[k])
+    cutouts = {strip_stage_prefix(tree.abs(r.images[k]).name): tree.abs(r.images[k])
                for r in res for k in ("image_pbcor_subim", "rms_subim")}
     files = pbcor_fits(tree)
     assert len(files) == 4 * len(res)
@@ -111,7 +115,7 @@ def test_every_fits_is_moved_by_the_formula_for_its_frequency(run):
 
 
 def test_position_correction_is_never_applied_twice(run, tmp_path, caplog):
-    from ccip_ops.stages.export import correct_position
+    from ccip_ops.stages.exportfits import correct_position
 
     tree, _, _, _ = run
     f = shutil.copy(pbcor_fits(tree)[0], tmp_path)
@@ -126,24 +130,24 @@ def test_position_correction_is_never_applied_twice(run, tmp_path, caplog):
 # ---- FITS products, .com set, manifest (§9.2, §9.4, §9.5) -------------------------------------
 
 def test_iqu_and_v_fits_have_their_stokes_and_per_plane_beams(run):
-    from ccip_ops.stages.export import STAGE_RE
+    from ccip_ops.naming import strip_stage_prefix
 
     tree, res, planes, _ = run
-    keep = {p["group"]: p["keep"] for p in planes}
+    keep = {p.group: p.keep for p in planes}
     for f in tree.products.glob("*.fits"):
         h, _ = fits_header(f)
         group = next(r.target.group for r in res if f".{r.target.label}." in f.name)
         assert h["VLASSRJ"] == (not keep[group]), f.name
     for r in res:
-        stem = STAGE_RE.sub("", tree.abs(r.images["image_pbcor_subim"]).name).split(".IQUV.")[0]
+        stem = strip_stage_prefix(tree.abs(r.images["image_pbcor_subim"]).name).split(".IQUV.")[0]
         h, beams = fits_header(tree.products / f"{stem}.IQU.iter3.image.pbcor.tt0.subim.fits")
         assert h["NAXIS4"] == 3 and h["CRVAL4"] == 1 and h["CDELT4"] == 1
         assert len(beams) == 3
-        np.testing.assert_allclose(beams["BMAJ"], r.beam["bmaj"], rtol=1e-4)
-        np.testing.assert_allclose(beams["BMIN"], r.beam["bmin"], rtol=1e-4)
+        np.testing.assert_allclose(beams["BMAJ"], r.beam.bmaj, rtol=1e-4)
+        np.testing.assert_allclose(beams["BMIN"], r.beam.bmin, rtol=1e-4)
         h, _ = fits_header(tree.products / f"{stem}.V.iter3.image.pbcor.tt0.subim.fits")
         assert h["NAXIS4"] == 1 and h["CRVAL4"] == 4
-        assert h["BMAJ"] * 3600 == pytest.approx(r.beam["bmaj"], rel=1e-4)
+        assert h["BMAJ"] * 3600 == pytest.approx(r.beam.bmaj, rel=1e-4)
         assert h["VLASSPL"] == "V" and h["OBJECT"] == tree.root.parent.name.split(".")[1]
         assert h["RADESYS"] == "ICRS" and h["DATE-OBS"] < h["DATE-END"]
 
@@ -152,7 +156,7 @@ def test_com_set_has_one_common_beam(run):
     """Every .com image has the kept planes' common beam (CASA's ia.commonbeam of a scratch
     image holding the planes' header beams) to 0.1 %, and no position-correction keywords."""
     tree, res, planes, _ = run
-    keep = {p["group"]: p["keep"] for p in planes}
+    keep = {p.group: p.keep for p in planes}
     beams = []
     for r in res:
         if keep[r.target.group]:
@@ -266,7 +270,7 @@ def test_a_blank_plane_is_skipped_with_a_warning_naming_it(tree_copy, caplog):
     missing = res[2]
     shutil.rmtree(tree.abs(missing.images["image_pbcor_subim"]))
     with caplog.at_level(logging.WARNING, logger="ccip"):
-        out = analyzestokes.run(tree, res, planes)
+        out = analyzestokes.analyze_stokes(tree, tuple(res), planes)
     assert path.name in caplog.text and "blank" in caplog.text
     assert tree.abs(missing.images["image_pbcor_subim"]).name in caplog.text and "missing" in caplog.text
     assert [p["group"] for p in out["planes"]] == [res[0].target.group]
@@ -284,12 +288,12 @@ def test_failed_export_leaves_products_complete_and_rerun_replaces(tree_copy):
     hidden = rms.with_name(rms.name + ".hidden")
     rms.rename(hidden)
     with pytest.raises(Exception):
-        export.run(tree, res, planes, vis)
+        export.export_products(tree, _fan(res, planes), vis)
     after = {p.name: p.stat().st_mtime_ns for p in tree.products.iterdir()}
     assert after == before, "a failed export changed products/"
     hidden.rename(rms)
     (tree.products / "stale.spw99.IQU.iter3.image.pbcor.tt0.subim.fits").write_bytes(b"old")
-    out = export.run(tree, res, planes, vis)
+    out = export.export_products(tree, _fan(res, planes), vis)
     names = {p.name for p in tree.products.iterdir()}
     assert "stale.spw99.IQU.iter3.image.pbcor.tt0.subim.fits" not in names
     assert names == set(before)
@@ -311,7 +315,7 @@ def test_com_regrids_when_the_correction_exceeds_the_tolerance(run, tmp_path):
     src = tree.abs(r.images["image_pbcor_subim"])
     ra0, dec0 = casa_crval(src)
     moved = (ra0 + 2.0 / 3600 / math.cos(math.radians(dec0)), dec0)  # 2 arcsec east
-    target = {"bmaj": r.beam["bmaj"] * 1.2, "bmin": r.beam["bmin"] * 1.2, "pa": r.beam["pa"]}
+    target = {"bmaj": r.beam.bmaj * 1.2, "bmin": r.beam.bmin * 1.2, "pa": r.beam.pa}
     (iqu, v), hist = combeam.make_com(src, moved, target, tmp_path, "a.IQU.im", "a.V.im", shift_tol_pixdiag=0.0)
     assert casa_crval(iqu) == pytest.approx((ra0, dec0), abs=1e-9)
     assert any("regridding" in h for h in hist) and any("Smoothed" in h for h in hist)

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ccip_ops import casa_env
+from ccip_ops import casa_env, naming
 from ccip_ops.model import ImagingTarget
 from ccip_ops.runtree import RunTree
 from ccip_ops.simulate import sky
 
-pytestmark = [pytest.mark.casa, pytest.mark.airflow]
+pytestmark = pytest.mark.casa
 
 KEPT_ITER3 = {".image.tt0", ".residual.tt0", ".psf.tt0", ".pb.tt0", ".model.tt0", ".sumwt.tt0", ".weight.tt0", ".mask"}
 KEPT = {f".iter0{s}" for s in (".image.tt0", ".residual.tt0")} | \
@@ -54,8 +54,8 @@ def results(tree):
     return [json.loads(p.read_text()) for p in sorted(tree.results.glob("*.json")) if not p.name.endswith(".failed.json")]
 
 
-def test_flux_and_polarisation_of_the_bright_source(e2e_run, truth):
-    dr, tree = e2e_run
+def test_flux_and_polarisation_of_the_bright_source(serial_run, truth):
+    _, tree = serial_run
     s1 = truth["sources"][0]
     rs = results(tree)
     assert len(rs) == 3
@@ -117,14 +117,14 @@ def expected_pbcor_noise(tree, t, truth, shape, cs):
     return 1 / np.sqrt(inv)
 
 
-def test_residual_noise_is_thermal_and_rms_image_agrees(e2e_run, truth):
+def test_residual_noise_is_thermal_and_rms_image_agrees(serial_run, truth):
     """Stokes V (no source above the noise) residual vs the thermal noise of the simulation;
     the rms image vs a robust rms measured on the residual.
 
     Stokes I residuals are not used for the thermal check: nterms=1 over a 4-spw group
     (up to 23 % fractional bandwidth) leaves spectral-slope artefacts around the bright
     source at 1.2-2.2x the thermal noise, a property of the recipe on wide groups."""
-    dr, tree = e2e_run
+    _, tree = serial_run
     for r in results(tree):
         t = r["target"]
         base = tree.abs(r["images"]["image"]).as_posix()[: -len(".image.tt0")]
@@ -143,16 +143,16 @@ def test_residual_noise_is_thermal_and_rms_image_agrees(e2e_run, truth):
 
 
 @pytest.fixture(scope="module")
-def imaging_tree(e2e_run, tmp_path_factory, truth):
+def imaging_tree(serial_run, tmp_path_factory, truth):
     """A fresh run tree with a copy of the restored MS and the masks of the e2e run."""
-    dr, tree = e2e_run
+    _, tree = serial_run
     new = RunTree(tmp_path_factory.mktemp("img") / "run").make()
     vis = truth["names"]["pims"] + "_split.ms"
     shutil.copytree(tree.working / vis, new.working / vis)
     for m in tree.working.glob("*.mask"):
         if "QLcatmask" in m.name or "combined-tier2" in m.name:
             shutil.copytree(m, new.working / m.name)
-    targets = json.loads((tree.working / "ccip_targets.json").read_text())["targets"]
+    targets = json.loads(tree.targets_json.read_text())["targets"]
     t = next(x for x in targets if x["group"] == "10,11,12,13")
     return new, tree, ImagingTarget.from_json(t)
 
@@ -165,7 +165,7 @@ def test_killed_imaging_task_rerun_gives_identical_products(imaging_tree):
     new, ref_tree, t = imaging_tree
     code = ("import json,sys; from pathlib import Path; from ccip_ops.runtree import RunTree;"
             "from ccip_ops.model import ImagingTarget; from ccip_ops.stages import makeimages;"
-            "makeimages.run(RunTree(Path(sys.argv[1])), ImagingTarget.from_json(sys.argv[2]))")
+            "makeimages.image_group(RunTree(Path(sys.argv[1])), ImagingTarget.from_json(sys.argv[2]))")
     p = subprocess.Popen([sys.executable, "-c", code, str(new.root), json.dumps(t.to_json())],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     log = new.working / "casa_commands.log"
@@ -181,7 +181,7 @@ def test_killed_imaging_task_rerun_gives_identical_products(imaging_tree):
     assert not (new.results / f"{t.label}.json").exists()  # no result: the killed task is not complete
     from ccip_ops.stages import makeimages
 
-    r = makeimages.run(new, t)
+    r = makeimages.image_group(new, t)
     assert r.status == "ok"
     assert set(_group_files(new, t)) == KEPT  # exactly the §4.3 products, nothing else of the group
     ref = json.loads((ref_tree.results / f"{t.label}.json").read_text())
@@ -206,10 +206,10 @@ def test_tier_mask_of_another_shape_is_regridded_and_used(imaging_tree, truth):
                 interpolation="nearest", overwrite=True)
     assert read(small)[2][:2].tolist() == [200, 200]
     t2 = ImagingTarget.from_json({**t.to_json(), "masks": [new.rel(small), t.masks[1], "pb"],
-                                  "label": t.label + "_rg", "imagename": t.imagename + "_rg"})
+                                  "imagename": naming.GroupNames(t.names.img + ".rg", t.label).imagename})
     from ccip_ops.stages import makeimages
 
-    r = makeimages.run(new, t2)
+    r = makeimages.image_group(new, t2)
     how = {m["iteration"]: m["how"] for m in r.qa["masks"]}
     assert how == {1: "regridded", 2: "copied"}
     cm, ccs, shape = read(new.working / f"{t2.imagename}.IQUV.iter1.cleanmask")

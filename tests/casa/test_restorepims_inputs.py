@@ -7,9 +7,10 @@ import tarfile
 
 import pytest
 
-from ccip_ops.model import CcipInputError
+from ccip_ops.exceptions import InputError
 from ccip_ops.runtree import RunTree
-from ccip_ops.stages import editimlist, restorepims
+from ccip_ops import naming
+from ccip_ops.stages import editimlist, restore_resources
 
 pytestmark = pytest.mark.casa
 KEYS = ("flag_dir", "flag_version", "selfcal_table", "model_images", "tier1_mask", "tier2_mask")
@@ -56,10 +57,10 @@ def assert_clean(tree):
 @pytest.mark.parametrize("key", KEYS)
 def test_each_missing_resource_is_listed(tiny_field, truth, tree, key):
     vis, img = names(truth)
-    pat = restorepims.resource_patterns(vis, img)[key]
+    pat = naming.resource_patterns(vis, img)[key]
     repack(tiny_field / "reimaging_resources.tgz", tree.working / "reimaging_resources.tgz", drop_pattern=pat)
-    with pytest.raises(CcipInputError) as e:
-        restorepims.check_and_extract(tree, vis, img)
+    with pytest.raises(InputError) as e:
+        restore_resources.check_and_extract(tree, vis, img)
     msg = str(e.value)
     lines = msg.splitlines()
     assert lines[0] == "-" * 120 and lines[-1] == "-" * 120
@@ -77,8 +78,8 @@ def test_each_missing_resource_is_listed(tiny_field, truth, tree, key):
 def test_truncated_tgz(tiny_field, truth, tree):
     data = (tiny_field / "reimaging_resources.tgz").read_bytes()
     (tree.working / "reimaging_resources.tgz").write_bytes(data[: len(data) // 2])
-    with pytest.raises(CcipInputError) as e:
-        restorepims.check_and_extract(tree, *names(truth))
+    with pytest.raises(InputError) as e:
+        restore_resources.check_and_extract(tree, *names(truth))
     assert f"reimaging_resources : ('{tree.working / 'reimaging_resources.tgz'}', False)" in str(e.value)
     assert_clean(tree)
 
@@ -100,8 +101,8 @@ def _member(name, kind=tarfile.REGTYPE, link=""):
 ])
 def test_unsafe_member_refused_by_name(tiny_field, truth, tree, member, why):
     repack(tiny_field / "reimaging_resources.tgz", tree.working / "reimaging_resources.tgz", extra=[member])
-    with pytest.raises(CcipInputError, match="refusing to extract unsafe members") as e:
-        restorepims.check_and_extract(tree, *names(truth))
+    with pytest.raises(InputError, match="refusing to extract unsafe members") as e:
+        restore_resources.check_and_extract(tree, *names(truth))
     assert why in str(e.value)
     assert not (tree.root / "evil").exists() and not (tree.working.parent.parent / "evil").exists()
     assert_clean(tree)
@@ -113,7 +114,7 @@ def test_existing_flag_version_is_never_overwritten(tiny_field, truth, tree):
     fv = tree.working / (vis + ".flagversions") / "flags.statwt_1"
     fv.mkdir(parents=True)
     (fv / "marker").write_text("mine")
-    out = restorepims.check_and_extract(tree, vis, img)
+    out = restore_resources.check_and_extract(tree, vis, img)
     assert (fv / "marker").read_text() == "mine"
     assert out["flag_version"] == [f"{vis}.flagversions/flags.statwt_1"]
 
@@ -133,7 +134,7 @@ CCIP = "imaging_mode='VLASS-SE-CUBE'\nimagename='VLASS2.1.cc.T10t02.J005000-0230
 ])
 def test_ccip_list_refused_before_any_work(tree, line, msg):
     (tree.working / "CCIP_parameter.list").write_text(CCIP + line + "\n")
-    with pytest.raises(CcipInputError) as e:
-        editimlist.run_ccip(tree, "working/not-opened.ms", [])
+    with pytest.raises(InputError) as e:
+        editimlist.ccip_targets(tree, "working/not-opened.ms", ())
     assert msg in str(e.value) and "CCIP_parameter.list" in str(e.value)
-    assert not (tree.working / "ccip_targets.json").exists()
+    assert not tree.targets_json.exists()

@@ -13,7 +13,7 @@ import pytest
 
 from ccip_ops import casa_env
 from ccip_ops.simulate import sky
-from ccip_ops.stages.restorepims import resource_patterns
+from ccip_ops.naming import resource_patterns
 
 pytestmark = pytest.mark.casa
 

@@ -54,7 +54,7 @@ def test_missing_resource_fails_restorepims_and_the_weblog_shows_the_table(dag, 
     import tarfile
 
     from ccip_ops.runtree import RunTree
-    from ccip_ops.stages.restorepims import resource_patterns
+    from ccip_ops.naming import resource_patterns
 
     fid = "T10t04.J011000-023000"
     d = archive_root / fid

@@ -23,13 +23,23 @@ print(json.dumps({"parse_s": t2 - t1, "casa": sorted(k for k in sys.modules if k
 
 def test_dagbag_has_no_import_errors(dag):
     assert dag.dag_id == "vlass_se_cube"
-    ids = {t.task_id for t in dag.tasks}
-    for stage in ("stage_inputs", "editimlist_seip", "transform", "restorepims", "flagtargets", "editimlist_ccip",
-                  "image_spw_group", "collect", "pbcor", "rmsimages", "cutouts", "analyzestokes", "export",
-                  "weblog", "finalize"):
-        assert stage in ids
     img = dag.get_task("image_spw_group")
     assert img.pool == "casa_imaging" and img.map_index_template
+
+
+def test_the_dags_tasks_are_the_pipelines_steps_in_its_order(dag):
+    """One task per recipe step of ccip_ops.pipeline.STAGES (plus collect, weblog, finalize), each
+    calling the step of the same name, chained in the pipeline's order."""
+    from ccip_ops import pipeline
+
+    steps = [step for _, _, step in pipeline.STAGES]
+    ids = {t.task_id for t in dag.tasks}
+    assert ids == set(steps) | {"collect", "weblog", "finalize"}
+    for step in steps + ["collect", "weblog"]:
+        assert callable(getattr(pipeline, step)), step
+    order = steps[:7] + ["collect"] + steps[7:]
+    for a, b in zip(order, order[1:]):
+        assert a in dag.get_task(b).upstream_task_ids, (a, b)
 
 
 def test_parse_imports_no_casa_and_is_fast():

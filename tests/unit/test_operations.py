@@ -4,7 +4,7 @@ import json
 import pytest
 
 from ccip_ops import PIPELINE_VERSION, reprocess, runparams
-from ccip_ops.model import CcipInputError
+from ccip_ops.exceptions import InputError
 
 
 def _field(archive, fid, complete=True):
@@ -46,10 +46,10 @@ def test_plan_sweep(tmp_path):
 def test_run_params_are_checked_again_with_the_form_schema():
     ok = runparams.check({"field_id": "T10t02.J005000-023000", "spw_groups": ["2,3"],
                           "imaging_overrides": {"imsize": 128, "cell": "2.0arcsec"}})
-    assert ok["fault_groups"] == [] and ok["spw_groups"] == ["2,3"]
+    assert ok.fault_groups == () and ok.spw_groups == ("2,3",) and ok.imaging_overrides["imsize"] == 128
     for bad, word in (({"field_id": "T10t02"}, "field_id"),
                       ({"field_id": "T10t02.J005000-023000", "spw_groups": ["2:0~3"]}, "spw_groups"),
                       ({"field_id": "T10t02.J005000-023000", "imaging_overrides": {"robust": 5}}, "imaging_overrides"),
                       ({"field_id": "T10t02.J005000-023000", "colour": 1}, "colour")):
-        with pytest.raises(CcipInputError, match=word):
+        with pytest.raises(InputError, match=word):
             runparams.check(bad)

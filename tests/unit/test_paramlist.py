@@ -1,7 +1,7 @@
 import pytest
 
 from ccip_ops import paramlist
-from ccip_ops.model import CcipInputError
+from ccip_ops.exceptions import InputError
 
 
 def write(tmp_path, text):
@@ -22,26 +22,26 @@ def test_grammar(tmp_path):
 
 def test_unknown_key_names_file_line_key(tmp_path):
     p = write(tmp_path, "imagename='x'\nfoo_bar = 3\n")
-    with pytest.raises(CcipInputError, match=r"CCIP_parameter.list:2: unknown parameter 'foo_bar'"):
+    with pytest.raises(InputError, match=r"CCIP_parameter.list:2: unknown parameter 'foo_bar'"):
         paramlist.parse(p)
 
 
 def test_unquoted_string(tmp_path):
     p = write(tmp_path, "imaging_mode = VLASS-SE-CUBE\n")
-    with pytest.raises(CcipInputError, match=r":1: value of 'imaging_mode' is not a Python literal"):
+    with pytest.raises(InputError, match=r":1: value of 'imaging_mode' is not a Python literal"):
         paramlist.parse(p)
 
 
 def test_code_is_never_evaluated(tmp_path):
     p = write(tmp_path, "imagename = __import__('os').system('touch pwned')\n")
-    with pytest.raises(CcipInputError):
+    with pytest.raises(InputError):
         paramlist.parse(p)
     assert not (tmp_path / "pwned").exists()
 
 
 def test_wrong_type(tmp_path):
     p = write(tmp_path, "robust = 'one'\n")
-    with pytest.raises(CcipInputError, match=r"'robust' must be int or float"):
+    with pytest.raises(InputError, match=r"'robust' must be int or float"):
         paramlist.parse(p)
 
 
@@ -54,7 +54,7 @@ def test_wrong_type(tmp_path):
     ([2, 3], "group 2 is not"),
 ])
 def test_bad_spw_groups(groups, msg):
-    with pytest.raises(CcipInputError, match=msg.replace("(", r"\(").replace("~", "~")):
+    with pytest.raises(InputError, match=msg.replace("(", r"\(").replace("~", "~")):
         paramlist.validate_spw_groups(groups)
 
 

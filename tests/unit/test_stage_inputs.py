@@ -3,7 +3,7 @@ and never writes into the archive."""
 
 import pytest
 
-from ccip_ops.model import CcipInputError
+from ccip_ops.exceptions import InputError
 from ccip_ops.runtree import RunTree
 from ccip_ops.stages import stage_inputs
 
@@ -27,8 +27,8 @@ def snapshot(d):
 
 
 def test_missing_folder(tmp_path):
-    with pytest.raises(CcipInputError, match=f"archive folder for this field does not exist: .*{FID}"):
-        stage_inputs.run(tmp_path / "archive", FID, RunTree(tmp_path / "run"))
+    with pytest.raises(InputError, match=f"archive folder for this field does not exist: .*{FID}"):
+        stage_inputs.copy_inputs(tmp_path / "archive", FID, RunTree(tmp_path / "run"))
 
 
 @pytest.mark.parametrize("missing, msg", [
@@ -40,31 +40,31 @@ def test_missing_folder(tmp_path):
 def test_missing_input_named(tmp_path, missing, msg):
     d = make_field(tmp_path / "archive", **{missing: False})
     before = snapshot(d)
-    with pytest.raises(CcipInputError, match=msg):
-        stage_inputs.run(tmp_path / "archive", FID, RunTree(tmp_path / "run"))
+    with pytest.raises(InputError, match=msg):
+        stage_inputs.copy_inputs(tmp_path / "archive", FID, RunTree(tmp_path / "run"))
     assert snapshot(d) == before
 
 
 def test_every_missing_input_in_one_message(tmp_path):
     make_field(tmp_path / "archive", pims=False, tgz=False)
-    with pytest.raises(CcipInputError) as e:
-        stage_inputs.run(tmp_path / "archive", FID, RunTree(tmp_path / "run"))
+    with pytest.raises(InputError) as e:
+        stage_inputs.copy_inputs(tmp_path / "archive", FID, RunTree(tmp_path / "run"))
     assert "no PIMS" in str(e.value) and "reimaging_resources.tgz" in str(e.value)
 
 
 def test_bad_field_id_is_never_a_path(tmp_path):
-    with pytest.raises(CcipInputError, match="does not match"):
-        stage_inputs.run(tmp_path, "../etc", RunTree(tmp_path / "run"))
+    with pytest.raises(InputError, match="does not match"):
+        stage_inputs.copy_inputs(tmp_path, "../etc", RunTree(tmp_path / "run"))
 
 
 def test_copies_and_leaves_archive_untouched(tmp_path):
     d = make_field(tmp_path / "archive")
     before = snapshot(d)
     tree = RunTree(tmp_path / "run")
-    out = stage_inputs.run(tmp_path / "archive", FID, tree)
+    out = stage_inputs.copy_inputs(tmp_path / "archive", FID, tree)
     assert (tree.root / out["pims"] / "table.dat").exists()
     assert (tree.working / "CCIP_parameter.list").exists()
     assert not list(tree.working.glob("*.partial"))
     # a retry starts clean and gives the same copies
-    out2 = stage_inputs.run(tmp_path / "archive", FID, tree)
+    out2 = stage_inputs.copy_inputs(tmp_path / "archive", FID, tree)
     assert out2 == out and snapshot(d) == before

@@ -1,20 +1,21 @@
-"""vlass_se_cube end to end with dag.test() on the tiny field (real Airflow, real CASA)."""
+"""The tiny field end to end through the serial runner (``ccip run``: every stage in one process,
+real CASA, no Airflow): the run completes, the restore is exact, the targets are NRAO's. The DAG's
+own runs are in tests/dags/test_bad_input.py (dag.test) and tests/airflow (a real Airflow)."""
 import json
 
 import pytest
 
-pytestmark = [pytest.mark.casa, pytest.mark.airflow]
+pytestmark = pytest.mark.casa
 
 
-def test_run_succeeds_with_a_product_per_kept_group(e2e_run, truth):
+def test_run_succeeds_with_a_product_per_kept_group(serial_run, truth):
     from astropy.io import fits
 
-    dr, tree = e2e_run
-    tis = {(ti.task_id, ti.map_index): ti for ti in dr.get_task_instances()}
-    assert dr.state == "success", {k: ti.state for k, ti in tis.items()}
+    out, tree = serial_run
+    assert out["errors"] == []
     groups = [g for g in truth["preset"]["spw_groups"] if g != truth["flagged_group"]]
-    mapped = sorted(ti.rendered_map_index for (tid, _), ti in tis.items() if tid == "image_spw_group")
-    assert mapped == sorted("spw" + g.replace(",", "_") for g in groups)
+    imaged = sorted(p.name[: -len(".json")] for p in tree.results.glob("*.json"))
+    assert imaged == sorted("spw" + g.replace(",", "_") for g in groups)
     img = truth["names"]["ccip_imagename"]
     for g in groups:
         label = "spw" + g.replace(",", "_")
@@ -30,11 +31,11 @@ def test_run_succeeds_with_a_product_per_kept_group(e2e_run, truth):
     assert (tree.html / "index.html").exists()
 
 
-def test_fully_flagged_group_is_skipped_with_a_warning(e2e_run, truth):
-    dr, tree = e2e_run
+def test_fully_flagged_group_is_skipped_with_a_warning(serial_run, truth):
+    _, tree = serial_run
     flagged = truth["flagged_group"]
     assert flagged
-    targets = json.loads((tree.working / "ccip_targets.json").read_text())
+    targets = json.loads(tree.targets_json.read_text())
     assert targets["skipped_flagged"] == [flagged]
     assert flagged not in [t["group"] for t in targets["targets"]]
     html = (tree.html / "index.html").read_text()
@@ -42,13 +43,13 @@ def test_fully_flagged_group_is_skipped_with_a_warning(e2e_run, truth):
     assert "error-banner" not in html
 
 
-def test_restore_reproduces_the_se_cont_state(e2e_run, truth, tiny_field):
+def test_restore_reproduces_the_se_cont_state(serial_run, truth, tiny_field):
     """restorepims: FLAG, WEIGHT and CORRECTED_DATA equal SE-CONT's final state."""
     import numpy as np
 
     from ccip_ops import casa_env
 
-    dr, tree = e2e_run
+    _, tree = serial_run
     se = np.load(tiny_field / "se_cont_state.npz")
     tb = casa_env.tools().table()
     tb.open(str(tree.working / (truth["names"]["pims"] + "_split.ms")))
@@ -61,18 +62,18 @@ def test_restore_reproduces_the_se_cont_state(e2e_run, truth, tiny_field):
         tb.close()
 
 
-def test_reffreq_is_the_mean_of_the_spw_mean_frequencies(e2e_run, truth):
+def test_reffreq_is_the_mean_of_the_spw_mean_frequencies(serial_run, truth):
     """Computed independently from the SPECTRAL_WINDOW table of the transformed MS."""
     import numpy as np
 
     from ccip_ops import casa_env
 
-    dr, tree = e2e_run
+    _, tree = serial_run
     tb = casa_env.tools().table()
     tb.open(str(tree.working / (truth["names"]["pims"] + "_split.ms") / "SPECTRAL_WINDOW"))
     chan = [tb.getcell("CHAN_FREQ", r) for r in range(tb.nrows())]
     tb.close()
-    targets = json.loads((tree.working / "ccip_targets.json").read_text())["targets"]
+    targets = json.loads(tree.targets_json.read_text())["targets"]
     assert any(len(t["spws"]) > 1 for t in targets)
     for t in targets:
         expect = float(np.mean([np.mean(chan[s]) for s in t["spws"]]))
@@ -80,23 +81,24 @@ def test_reffreq_is_the_mean_of_the_spw_mean_frequencies(e2e_run, truth):
         assert t["reffreq"] == f"{t['reffreq_hz'] / 1e9!r}GHz"
 
 
-def test_restorepims_rerun_changes_nothing(e2e_run, truth, tiny_field):
+def test_restorepims_rerun_changes_nothing(serial_run, truth, tiny_field):
     """The re-run path (§2.4 step 3): running restorepims on a restored MS gives the same state."""
     import numpy as np
 
     from ccip_ops import casa_env
+    from ccip_ops.model import SeipTarget
     from ccip_ops.stages import restorepims
 
-    dr, tree = e2e_run
+    _, tree = serial_run
     vis_rel = f"working/{truth['names']['pims']}_split.ms"
     tb = casa_env.tools().table()
     cols = ("FLAG", "WEIGHT", "SIGMA", "CORRECTED_DATA", "MODEL_DATA")
     tb.open(str(tree.abs(vis_rel)))
     before = {c: tb.getcol(c) for c in cols}
     tb.close()
-    seip = json.loads((tree.working / "seip_target.json").read_text())
-    out = restorepims.run(tree, vis_rel, seip)
-    assert out["rerun"] is True
+    seip = SeipTarget.from_json(tree.stage_data("editimlist_seip").read_text())
+    out = restorepims.restore_pims(tree, vis_rel, seip)
+    assert out.rerun is True
     tb.open(str(tree.abs(vis_rel)))
     try:
         for c in cols:

@@ -1,0 +1,75 @@
+"""The FITS header work of hifv_exportvlassdata (stage 12, spec §9.2-§9.3).
+
+- :func:`observation_times`: start and end of the observation (DATE-OBS, DATE-END, TELMJD);
+- :func:`correct_position`: the frequency-dependent VLASS position correction of one FITS file
+  (:mod:`ccip_ops.heuristics.poscorr`; ``ZD``, ``TELMJD``, HISTORY; never applied twice);
+- :func:`fix_header`: DATE-OBS/DATE-END, RADESYS ICRS, OBJECT and the VLASS keywords.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+from .. import casa_env
+from ..casatables import msmetadata
+from ..heuristics import poscorr
+
+log = logging.getLogger("ccip")
+
+
+def observation_times(vis: str) -> tuple[float, float]:
+    """Start and end (MJD, UTC) of the whole observation."""
+    with msmetadata(vis) as msmd:
+        tr = msmd.timerangeforobs(0)
+    return tr["begin"]["m0"]["value"], tr["end"]["m0"]["value"]
+
+
+def _iso(mjd: float) -> str:
+    from astropy.time import Time
+
+    return Time(mjd, format="mjd", scale="utc").isot
+
+
+def correct_position(fits_path: Path, mjd_mid: float) -> bool:
+    """Apply the §9.3 correction to one FITS file; False if it was already applied."""
+    from astropy.io import fits
+
+    ct = casa_env.tools()
+    obs = ct.measures().observatory("EVLA")
+    pos = ct.measures().measure(obs, "WGS84")
+    lon, lat = math.degrees(pos["m0"]["value"]), math.degrees(pos["m1"]["value"])
+    with fits.open(fits_path, mode="update") as hdul:
+        h = hdul[0].header
+        if any("Position correction " in str(x) for x in h.get("HISTORY", [])):
+            log.warning("%s: position correction already applied, not applied again", fits_path.name)
+            return False
+        ra, dec, freq = float(h["CRVAL1"]), float(h["CRVAL2"]), float(h["CRVAL3"])
+        zd, chi = poscorr.calc_zd_pa(ra, dec, lon, lat, mjd_mid)
+        ra2, dec2, x, y = poscorr.shift(ra, dec, freq, zd, chi)
+        h["CRVAL1"], h["CRVAL2"] = ra2, dec2
+        h["CUNIT1"], h["CUNIT2"] = "deg", "deg"
+        h["ZD"] = (math.degrees(zd), "Zenith distance at mid-observation [deg]")
+        h["TELMJD"] = (mjd_mid, "MJD of mid-observation (position correction)")
+        h.add_history(f"Uncorrected CRVAL1 = {ra:.12f} deg")
+        h.add_history(f"Uncorrected CRVAL2 = {dec:.12f} deg")
+        h.add_history(f"ZD = zenith distance at TELMJD, {math.degrees(zd):.6f} deg")
+        h.add_history(f"TELMJD = mid-observation time {mjd_mid:.8f}")
+        h.add_history(f"Position correction ({x:.3E}/cos(CRVAL2), {y:.3E}) arcsec applied")
+    return True
+
+
+def fix_header(fits_path: Path, t0: float, t1: float, keywords: dict) -> None:
+    from astropy.io import fits
+
+    with fits.open(fits_path, mode="update") as hdul:
+        h = hdul[0].header
+        h["DATE-OBS"] = (_iso(t0), "First scan started")
+        h["DATE-END"] = (_iso(t1), "Last scan finished")
+        if str(h.get("RADESYS", "")).strip() == "FK5":
+            h["RADESYS"] = "ICRS"
+        parts = fits_path.name.split(".")
+        if len(parts) > 4:
+            h["OBJECT"] = parts[4]
+        for k, v in keywords.items():
+            h[k] = v
