@@ -28,10 +28,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
 
-from _common import WORK, fit_exponent, header, load, machine, median, now, table, write_result  # noqa: E402
+from _common import WORK, fit_exponent, header, load, machine, median, now, table, write_result
 
 CHILD = r"""
 import json, sys, time, psutil, threading
