@@ -128,7 +128,7 @@ class Cluster:
         for name in self.worker_names:
             self.start_worker(name)
         wait_for(self._healthy, timeout, "Airflow api-server/scheduler/dag-processor/triggerer",
-              self.procs["api-server"], self.logs / "api-server.log")
+                 self.procs["api-server"], self.logs / "api-server.log")
         for name in self.worker_names:
             self.wait_worker(name, timeout)
         self.api().ensure_connection()  # for the archive sweep, as the local Airflow has it
@@ -255,7 +255,7 @@ class Cluster:
     def wait_worker(self, name: str, timeout: float = 180):
         log = self.logs / f"{name}.log"
         wait_for(lambda: log.exists() and f"{name}@{self.host} ready" in log.read_text(errors="replace"),
-              timeout, f"celery worker {name}", self.procs[name], log)
+                 timeout, f"celery worker {name}", self.procs[name], log)
 
     def _healthy(self) -> bool:
         return AirflowApi(self.api_base).healthy(("metadatabase", "scheduler", "dag_processor", "triggerer"))
