@@ -43,8 +43,8 @@ simulate: casa-config
 	else $(VENV)/bin/ccip simulate --archive $(CCIP_ARCHIVE_ROOT) --field-id $(FIELD) --preset $(PRESET); fi
 
 demo: casa-config airflow-db simulate
-	@set -o pipefail; rc=0; $(PY) scripts/airflow_local.py run $(FIELD) || rc=$$?; \
-	$(PY) scripts/airflow_local.py stop; \
+	@set -o pipefail; rc=0; $(PY) -m scripts.airflow_local run $(FIELD) || rc=$$?; \
+	$(PY) -m scripts.airflow_local stop; \
 	run=$$(ls -td $(CCIP_WORK_ROOT)/$(FIELD)/*/ | head -1); \
 	echo ""; echo "Products: $${run}products"; echo "Weblog:   $${run}html/index.html"; \
 	echo "Browse it in Airflow: make airflow"; exit $$rc
@@ -59,12 +59,12 @@ test-fast: casa-config
 	$(PY) -m pytest -ra -m "not casa and not airflow" tests
 
 airflow: casa-config airflow-db
-	$(PY) scripts/airflow_local.py start
-	@$(PY) scripts/airflow_local.py login
+	$(PY) -m scripts.airflow_local start
+	@$(PY) -m scripts.airflow_local login
 	@echo "Stop it with: make airflow-stop"
 
 airflow-stop:
-	$(PY) scripts/airflow_local.py stop
+	$(PY) -m scripts.airflow_local stop
 
 lock:  # regenerate the pinned dependency set from the current environment
 	$(PY) -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt

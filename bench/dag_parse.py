@@ -21,9 +21,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 
-from _common import ROOT, header, load, machine, median, now, table, write_result  # noqa: E402
+from _common import ROOT, header, load, machine, median, now, table, write_result
 
 CHILD = r"""
 import json, sys, time

@@ -24,14 +24,11 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
 
-from _common import WORK, fit_exponent, header, load, machine, median, now, table, write_result  # noqa: E402
+from _common import WORK, fit_exponent, header, load, machine, median, now, table, write_result
 
 CHILD = r"""
 import json, sys, time, psutil, threading

@@ -28,37 +28,28 @@ Writes bench/results/orchestration.json (another --preset/--nchan: orchestration
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
+from _common import ROOT, WORK, header, load, machine, median, now, table, write_result
 
-from _common import ROOT, WORK, header, load, machine, median, now, table, write_result  # noqa: E402
+from scripts import airflow_local
+from scripts.airflow_setup import free_port
 
 DAG = "vlass_se_cube"
 
 
 def safe_run_id(run_id: str) -> str:
-    from ccip_ops.runtree import safe_run_id as f
+    from ccip_ops.naming import run_folder
 
-    return f(run_id)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return run_folder(run_id)
 
 
 def ts(s: str | None) -> float | None:
@@ -78,15 +69,6 @@ def ensure_field(preset: str, nchan: int | None, field_id: str) -> tuple[Path, P
         print(f"simulating {field_id} ({preset}, {p.nchan} chan/spw) into {archive} ...", flush=True)
         simulate_field(archive, field_id, p)
     return archive, base
-
-
-def load_driver(env: dict):
-    """scripts/airflow_local.py, imported after its environment (home, port) is set."""
-    os.environ.update(env)
-    spec = importlib.util.spec_from_file_location("airflow_local", ROOT / "scripts" / "airflow_local.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def group_times(tree: Path) -> dict[str, dict]:
@@ -202,10 +184,8 @@ def run_serial(archive: Path, work: Path, field_id: str, run_id: str, env: dict)
             "stderr_tail": out.stderr[-1500:] if out.returncode else ""}
 
 
-def run_airflow(drv, api, work: Path, field_id: str, run_id: str, k: int) -> dict:
-    code, out = api.ensure_pool(slots=k)
-    if code not in (200, 201):
-        raise RuntimeError(f"setting pool casa_imaging to {k} slots failed ({code}): {out}")
+def run_airflow(api, work: Path, field_id: str, run_id: str, k: int) -> dict:
+    """One run triggered over REST on the Airflow started with a pool of k slots."""
     t0 = time.time()
     code, out = api.trigger(DAG, {"field_id": field_id}, run_id)
     if code not in (200, 201):
@@ -364,38 +344,38 @@ def main() -> int:
            "PYTHONUNBUFFERED": "1"}
     serial_env = {k: v for k, v in os.environ.items() if k not in ("CCIP_CASA_THREADS", "OMP_NUM_THREADS")}
     serial_env["CCIP_WORK_ROOT"] = str(runs_serial)  # serial: CASA's default threads (every core)
-    drv = load_driver(env)
+    env = {**{k: v for k, v in os.environ.items() if k != "CCIP_CASA_THREADS"}, **env}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop Airflow in `finally` on a kill too
     rounds = [{"round": i, "airflow": {}} for i in range(a.rounds)]
     threads = {}
     t_start = time.time()
     try:
-        # one Airflow start per k: its task processes inherit CCIP_CASA_THREADS = cores // k (what
-        # scripts/airflow_local.py sets for a pool of k), so k tcleans at once do not oversubscribe
+        # one Airflow start per k: the pool is made with k slots and its task processes inherit
+        # CCIP_CASA_THREADS = cores // k (what airflow_local.start sets for a pool of k), so k tcleans
+        # at once do not oversubscribe
         for j, k in enumerate(a.slots):
-            os.environ["CCIP_IMAGING_SLOTS"] = str(k)
-            os.environ.pop("CCIP_CASA_THREADS", None)
-            threads[k] = drv.casa_threads(os.environ)
-            print(f"starting airflow standalone (AIRFLOW_HOME={home}, port {env['AIRFLOW__API__PORT']}, pool {k}, "
+            env_k = {**env, "CCIP_IMAGING_SLOTS": str(k)}
+            threads[k] = airflow_local.casa_threads(env_k)
+            print(f"starting airflow standalone (AIRFLOW_HOME={home}, port {port}, pool {k}, "
                   f"{threads[k]} CASA thread(s) per task) ...", flush=True)
-            drv.start(timeout=300)
-            api = drv.Api()
+            airflow_local.start(timeout=300, home=home, port=port, env=env_k)
+            api = airflow_local.api(home, port)
             api.wait_dag(DAG, timeout=300)
             for i, rnd in enumerate(rounds):
                 if j == 0:
                     rnd["load_before"] = load()
                     rnd["serial"] = run_serial(archive, runs_serial, field_id, f"serial_r{i}", serial_env)
                     print(f"round {i}: serial {rnd['serial']['wall_s']:.1f} s (ok={rnd['serial']['ok']})", flush=True)
-                r = run_airflow(drv, api, runs_af, field_id, f"bench_k{k}_r{i}", k)
+                r = run_airflow(api, runs_af, field_id, f"bench_k{k}_r{i}", k)
                 r["casa_threads"] = threads[k]
                 rnd["airflow"][str(k)] = r
                 print(f"round {i}: airflow k={k} {r['wall_s']:.1f} s ({r['state']})", flush=True)
                 rnd["load_after"] = load()
                 # keep what is done: an interrupted benchmark leaves its finished runs (complete: false)
                 write_result(result_name(a), summarise(a, m, l0, load(), field_id, rounds, t_start, False, threads))
-            drv.stop()
+            airflow_local.stop(home)
     finally:
-        drv.stop()
+        airflow_local.stop(home)
     l1 = load()
     result = summarise(a, m, l0, l1, field_id, rounds, t_start, True, threads)
     result["casa_import_per_task"] = casa_import_cost()

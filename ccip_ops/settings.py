@@ -6,7 +6,10 @@ distributed Airflow (``scripts/``, ``docker/``) read the same names.
 - ``CCIP_ARCHIVE_ROOT`` (read-only inputs) and ``CCIP_WORK_ROOT`` (run trees); they default to
   ``<project>/.data/archive`` and ``<project>/.data/work``;
 - the ``casa_imaging`` pool: every CASA-heavy task holds slots of it, so its size says how many
-  CASA processes run on the workers at once (``CCIP_IMAGING_SLOTS``, default one per core).
+  CASA processes run on the workers at once (``CCIP_IMAGING_SLOTS``, default one per core);
+- how long an imaging task may run (``CCIP_IMAGING_TIMEOUT_H``, default 24 h), which the Celery
+  broker's visibility timeout must exceed (``docker/airflow.env``);
+- the Airflow connection through which the archive sweep calls the REST API (``ccip_airflow_api``).
 """
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 IMAGING_POOL = "casa_imaging"
 IMAGING_POOL_DESCRIPTION = "CASA imaging tasks (one tclean each)"
+IMAGING_TIMEOUT_H_DEFAULT = 24
+AIRFLOW_API_CONN_ID = "ccip_airflow_api"  # http://<user>:<password>@<host>:<port> of the Airflow itself
 
 
 def archive_root() -> Path:
@@ -45,3 +50,12 @@ def positive_int(name: str, what: str, env=None) -> int | None:
 def imaging_slots(env=None) -> int:
     """Size of the ``casa_imaging`` pool: ``$CCIP_IMAGING_SLOTS``, default one per core."""
     return positive_int("CCIP_IMAGING_SLOTS", f"slots of the {IMAGING_POOL} pool", env) or os.cpu_count() or 2
+
+
+def imaging_timeout_h(env=None) -> float:
+    """``execution_timeout`` of an imaging task, in hours: ``$CCIP_IMAGING_TIMEOUT_H``, default 24."""
+    raw = str((os.environ if env is None else env).get("CCIP_IMAGING_TIMEOUT_H") or IMAGING_TIMEOUT_H_DEFAULT)
+    h = float(raw) if raw.strip().replace(".", "", 1).isdigit() else 0.0
+    if h <= 0:
+        raise ValueError(f"CCIP_IMAGING_TIMEOUT_H={raw!r}: expected a positive number of hours")
+    return h

@@ -15,16 +15,15 @@ else is retried with backoff.
 """
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from ccip_ops.runparams import SCHEMAS
-from ccip_ops.settings import IMAGING_POOL
+from ccip_ops.settings import IMAGING_POOL, imaging_timeout_h
 
-IMAGING_TIMEOUT = timedelta(hours=int(os.environ.get("CCIP_IMAGING_TIMEOUT_H", "24")))
+IMAGING_TIMEOUT = timedelta(hours=imaging_timeout_h())
 
 
 def _step(name: str, *args, **kw):

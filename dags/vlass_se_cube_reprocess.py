@@ -9,10 +9,10 @@ Schedule: ``CCIP_REPROCESS_CRON`` (cron, UTC; default ``0 6 * * *``); default ca
 ``CCIP_REPROCESS_MAX_RUNS`` (default 4).
 
 The sweep reads the active runs and triggers new ones through Airflow's REST API
-(``/api/v2``), with the credentials of the Airflow connection ``ccip_airflow_api``
-(``http://<user>:<password>@<host>:<port>``; ``scripts/airflow_local.py start`` creates it for
-the embedded Airflow). A task cannot list DAG runs with their parameters any other way in
-Airflow 3.
+(``/api/v2``, the project's client ``scripts.airflow_api``, imported inside the task), with the
+credentials of the Airflow connection ``ccip_airflow_api`` (``http://<user>:<password>@<host>:<port>``;
+``python -m scripts.airflow_local start`` creates it for the embedded Airflow, the loopback cluster
+for itself). A task cannot list DAG runs with their parameters any other way in Airflow 3.
 """
 from __future__ import annotations
 
@@ -20,59 +20,11 @@ import os
 
 from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
 
+from ccip_ops.settings import AIRFLOW_API_CONN_ID
+
 CRON = os.environ.get("CCIP_REPROCESS_CRON", "0 6 * * *")
 MAX_RUNS = int(os.environ.get("CCIP_REPROCESS_MAX_RUNS", "4"))
 TARGET_DAG = "vlass_se_cube"
-CONN_ID = "ccip_airflow_api"
-
-
-class _Api:
-    """The few REST calls of a sweep (stdlib only)."""
-
-    def __init__(self, conn_id: str = CONN_ID):
-        from airflow.sdk import BaseHook
-
-        c = BaseHook.get_connection(conn_id)
-        scheme = c.schema if c.schema in ("http", "https") else "http"
-        host = c.host or "localhost"
-        if "://" in host:
-            scheme, host = host.split("://", 1)
-        self.base = f"{scheme}://{host}" + (f":{c.port}" if c.port else "")
-        self.user, self.password = c.login, c.password
-        self.token = None
-
-    def call(self, method: str, path: str, body=None):
-        import json
-        import urllib.error
-        import urllib.request
-
-        if self.token is None and path != "/auth/token":
-            self.token = self.call("POST", "/auth/token", {"username": self.user, "password": self.password})[
-                "access_token"]
-        req = urllib.request.Request(self.base + path, method=method,
-                                     data=json.dumps(body).encode() if body is not None else None)
-        req.add_header("Content-Type", "application/json")
-        if self.token:
-            req.add_header("Authorization", f"Bearer {self.token}")
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                return json.loads(r.read() or b"null")
-        except urllib.error.HTTPError as e:
-            raise RuntimeError(f"{method} {path}: HTTP {e.code}: {e.read()[:500]!r}") from e
-
-    def busy_fields(self, dag_id: str) -> dict[str, str]:
-        """{field_id: run_id} of the runs of dag_id that are queued or running."""
-        out, offset = {}, 0
-        while True:
-            page = self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns?state=queued&state=running"
-                                    f"&limit=100&offset={offset}")
-            for r in page["dag_runs"]:
-                fid = (r.get("conf") or {}).get("field_id")
-                if fid:
-                    out[fid] = r["dag_run_id"]
-            offset += len(page["dag_runs"])
-            if not page["dag_runs"] or offset >= page["total_entries"]:
-                return out
 
 
 @dag(
@@ -99,23 +51,29 @@ def vlass_se_cube_reprocess():
 
         from ccip_ops.reprocess import plan_sweep
         from ccip_ops.settings import archive_root, work_root
+        from scripts.airflow_api import AirflowApi
 
         c = get_current_context()
         p = c["params"]
-        api = _Api()
-        busy = api.busy_fields(TARGET_DAG)
-        plan = plan_sweep(archive_root(), work_root(), set(busy), int(p["max_runs"]), bool(p["force"]))
+        api = AirflowApi.from_connection(AIRFLOW_API_CONN_ID)
+
+        def busy_fields() -> set[str]:
+            """The fields of the vlass_se_cube runs that are queued or running."""
+            runs = api.dag_runs(TARGET_DAG, states=("queued", "running"))
+            return {(r.get("conf") or {}).get("field_id") for r in runs} - {None}
+
+        plan = plan_sweep(archive_root(), work_root(), busy_fields(), int(p["max_runs"]), bool(p["force"]))
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         plan["triggered"] = {}
         for f in plan["trigger"]:
             # re-check right before triggering: a run may have been queued since the listing
-            if f in api.busy_fields(TARGET_DAG):
+            if f in busy_fields():
                 plan["skipped"][f] = "a vlass_se_cube run of this field is queued or running"
                 continue
             run_id = f"reprocess__{f}__{stamp}"
-            api.call("POST", f"/api/v2/dags/{TARGET_DAG}/dagRuns",
-                     {"dag_run_id": run_id, "logical_date": None, "conf": {"field_id": f},
-                      "note": f"triggered by {c['run_id']}"})
+            code, out = api.trigger(TARGET_DAG, {"field_id": f}, run_id, note=f"triggered by {c['run_id']}")
+            if code not in (200, 201):
+                raise RuntimeError(f"triggering {TARGET_DAG} for {f} ({run_id}): HTTP {code}: {str(out)[:500]}")
             plan["triggered"][f] = run_id
             print(f"triggered {TARGET_DAG} run {run_id} for field {f}")
         for f, why in sorted(plan["skipped"].items()):

@@ -14,11 +14,17 @@ What :class:`Cluster` starts, all on 127.0.0.1, on free ports, under one tempora
   (``-H worker1@host``) and distinct task hostnames (``core.hostname_callable`` reads
   ``CCIP_WORKER_NAME``) so the task records say which worker ran what; each its own log-server port.
 
-Each process is the leader of its own process group; :meth:`Cluster.stop` stops every group it
-started (SIGTERM, then SIGKILL) and the database server, and removes the directory unless
-``keep=True``. Secrets (Fernet key, JWT secret, API secret key) are generated per cluster.
+Every component runs with the settings of ``docker/airflow.env``, the file the docker deployment
+loads too, plus this cluster's own addresses, ports, paths, secrets and sizing
+(:meth:`Cluster.airflow_env`); the ``casa_imaging`` pool is made as everywhere else
+(:func:`scripts.airflow_setup.ensure_imaging_pool`).
 
-    airflow_cluster.py up      start a cluster with two workers, print its address, wait for Ctrl-C, stop it
+Each process is the leader of its own process group; :meth:`Cluster.stop` stops every group it
+started (SIGTERM, then SIGKILL; the process trees through ``psutil``) and the database server, and
+removes the directory unless ``keep=True``. Secrets (Fernet key, JWT secret, API secret key) are
+generated per cluster.
+
+    python -m scripts.airflow_cluster up    start a cluster with two workers, print its address, wait for Ctrl-C, stop it
 """
 from __future__ import annotations
 
@@ -33,13 +39,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import psutil
+
+from scripts.airflow_api import AirflowApi, admin_password
+from scripts.airflow_setup import (ROOT, airflow_bin, check_visibility_timeout, ensure_imaging_pool, free_port,
+                                   read_env_file, run_airflow, wait_for)
+
 VENV_BIN = Path(sys.executable).parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from airflow_local import Api, free_port  # noqa: E402
 
 
 def pg_bin(name: str) -> str | None:
@@ -65,19 +73,6 @@ def missing_binaries() -> list[str]:
     return missing
 
 
-def _wait(pred, timeout: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if proc is not None and proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
-            raise RuntimeError(f"{what}: process exited with {proc.returncode}\n{tail}")
-        if pred():
-            return
-        time.sleep(1)
-    tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
-    raise TimeoutError(f"{what}: not ready after {timeout:.0f} s\n{tail}")
-
-
 class Cluster:
     def __init__(self, n_workers: int = 2, base: Path | None = None, keep: bool = False,
                  heartbeat_timeout: int = 20, imaging_slots: int = 2, extra_env: dict | None = None,
@@ -95,19 +90,7 @@ class Cluster:
         self.worker_names = [f"worker{i + 1}" for i in range(n_workers)]
         self.pg_port = self.redis_port = self.api_port = None
         self.env: dict[str, str] = {}
-
-    # -- paths -------------------------------------------------------------------------------
-    @property
-    def logs(self) -> Path:
-        return self.base / "logs"
-
-    @property
-    def pgdata(self) -> Path:
-        return self.base / "pgdata"
-
-    @property
-    def airflow_home(self) -> Path:
-        return self.base / "airflow"
+        self.logs, self.pgdata, self.airflow_home = (self.base / d for d in ("logs", "pgdata", "airflow"))
 
     @property
     def api_base(self) -> str:
@@ -136,19 +119,19 @@ class Cluster:
         self._start_postgres()
         self._start_redis()
         self._configure()
-        self._airflow(["db", "migrate"], "db-migrate")
-        self._airflow(["pools", "set", "casa_imaging", str(self.imaging_slots), "CASA imaging tasks (one tclean each)"],
-                      "pool")
+        run_airflow(["db", "migrate"], self.env, self.logs / "db-migrate.log", self.base)
+        ensure_imaging_pool(self.env, self.logs / "pool.log", self.base)
         self._spawn("api-server", ["api-server", "--port", str(self.api_port), "--host", "127.0.0.1",
                                    "--workers", "1"])
         for comp in ("scheduler", "dag-processor", "triggerer"):
             self._spawn(comp, [comp])
         for name in self.worker_names:
             self.start_worker(name)
-        _wait(self._healthy, timeout, "Airflow api-server/scheduler/dag-processor/triggerer",
-              self.procs["api-server"], self.logs / "api-server.log")
+        wait_for(self._healthy, timeout, "Airflow api-server/scheduler/dag-processor/triggerer",
+                 self.procs["api-server"], self.logs / "api-server.log")
         for name in self.worker_names:
             self.wait_worker(name, timeout)
+        self.api().ensure_connection()  # for the archive sweep, as the local Airflow has it
         return self
 
     def stop(self):
@@ -211,29 +194,32 @@ class Cluster:
             except OSError:
                 return False
 
-        _wait(pong, 30, "redis-server", self.procs["redis"], log)
+        wait_for(pong, 30, "redis-server", self.procs["redis"], log)
 
     # -- Airflow ---------------------------------------------------------------------------------
     def _configure(self):
+        self.api_port = free_port()
+        self.env = self.airflow_env()
+
+    def airflow_env(self) -> dict[str, str]:
+        """The environment of every component: ``docker/airflow.env`` (the settings the docker
+        deployment runs with), then what is this cluster's own: addresses, ports, paths, secrets,
+        sizing, and the heartbeat timeout shortened so that a killed worker is noticed in tens of
+        seconds (the deployment's default is 5 minutes)."""
         from cryptography.fernet import Fernet
 
-        self.api_port = free_port()
         db = f"airflow@127.0.0.1:{self.pg_port}/airflow"
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+        env.update(read_env_file())
         env.update({
             "PATH": str(VENV_BIN) + os.pathsep + os.environ.get("PATH", ""),
             "AIRFLOW_HOME": str(self.airflow_home),
-            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{db}",
             "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{self.redis_port}/0",
             "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql+psycopg2://{db}",
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
-            # longer than any imaging task: the broker must not hand a running task to a second worker
-            "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "86400",
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
             "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
@@ -241,30 +227,23 @@ class Cluster:
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_base}/execution/",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "ccip_ops.worker_identity.hostname",
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-            # a worker that dies is noticed in tens of seconds, not the default 5 minutes
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port()),
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(self.heartbeat_timeout),
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
             "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "3",
             "CCIP_IMAGING_SLOTS": str(self.imaging_slots),
         })
         env.update(self.extra_env)
-        self.env = env
-
-    def _airflow(self, args: list[str], logname: str):
-        log = self.logs / f"{logname}.log"
-        with open(log, "ab") as fh:
-            rc = subprocess.run([str(VENV_BIN / "airflow"), *args], stdout=fh, stderr=subprocess.STDOUT,
-                                env=self.env, cwd=self.base).returncode
-        if rc != 0:
-            raise RuntimeError(f"airflow {' '.join(args)} failed ({rc}):\n{log.read_text(errors='replace')[-3000:]}")
+        check_visibility_timeout(env)
+        return env
 
     def _spawn(self, name: str, args: list[str], env: dict | None = None):
         log = self.logs / f"{name}.log"
         with open(log, "ab") as fh:
-            self.procs[name] = subprocess.Popen([str(VENV_BIN / "airflow"), *args], stdout=fh,
+            self.procs[name] = subprocess.Popen([airflow_bin(), *args], stdout=fh,
                                                 stderr=subprocess.STDOUT, env=env or self.env, cwd=self.base,
                                                 start_new_session=True)
 
@@ -275,26 +254,14 @@ class Cluster:
 
     def wait_worker(self, name: str, timeout: float = 180):
         log = self.logs / f"{name}.log"
-        _wait(lambda: log.exists() and f"{name}@{self.host} ready" in log.read_text(errors="replace"),
-              timeout, f"celery worker {name}", self.procs[name], log)
+        wait_for(lambda: log.exists() and f"{name}@{self.host} ready" in log.read_text(errors="replace"),
+                 timeout, f"celery worker {name}", self.procs[name], log)
 
     def _healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(self.api_base + "/api/v2/monitor/health", timeout=5) as r:
-                import json
+        return AirflowApi(self.api_base).healthy(("metadatabase", "scheduler", "dag_processor", "triggerer"))
 
-                h = json.loads(r.read())
-            return all(h.get(k, {}).get("status") == "healthy"
-                       for k in ("metadatabase", "scheduler", "dag_processor", "triggerer"))
-        except Exception:
-            return False
-
-    def api(self) -> Api:
-        pw_file = self.airflow_home / "simple_auth_manager_passwords.json.generated"
-        import json
-
-        _wait(pw_file.exists, 60, "simple auth manager password file")
-        return Api(self.api_base, "admin", json.loads(pw_file.read_text())["admin"])
+    def api(self) -> AirflowApi:
+        return AirflowApi(self.api_base, "admin", admin_password(self.airflow_home))
 
     def kill_group(self, name: str, sig=signal.SIGKILL, grace: float = 0) -> None:
         """Signal a component and everything it started, as a crashed host would lose them.
@@ -306,26 +273,18 @@ class Cluster:
         p = self.procs.get(name)
         if p is None:
             return
-        groups = _tree_pgids(p.pid) | {p.pid}
-        groups.discard(os.getpgid(0))
-        for g in groups:
-            try:
-                os.killpg(g, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
+        own = os.getpgid(0)
+        groups = (_tree_pgids(p.pid) | {p.pid}) - {own}
+        _signal_groups(groups, sig)
         t0 = time.time()
         while time.time() - t0 < grace and any(_group_alive(g) for g in groups):
             time.sleep(0.5)
         for _ in range(3):
-            groups |= {g for g in _tree_pgids(p.pid) if g != os.getpgid(0)}
+            groups |= _tree_pgids(p.pid) - {own}
             left = [g for g in groups if _group_alive(g)]
             if not left:
                 break
-            for g in left:
-                try:
-                    os.killpg(g, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+            _signal_groups(left, signal.SIGKILL)
             time.sleep(0.5)
         try:
             p.wait(timeout=10)
@@ -337,39 +296,36 @@ class Cluster:
         return p is not None and _group_alive(p.pid)
 
 
-def _procs() -> list[tuple[int, int, int, str]]:
-    """(pid, ppid, pgid, state) of every process."""
-    out = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        out.append((int(d.name), int(fields[1]), int(fields[2]), fields[0]))
-    return out
-
-
 def _tree_pgids(root: int) -> set[int]:
     """Process groups of ``root``'s descendants."""
-    procs = _procs()
-    children: dict[int, list[tuple[int, int]]] = {}
-    for pid, ppid, pgid, _ in procs:
-        children.setdefault(ppid, []).append((pid, pgid))
-    seen, todo, groups = set(), [root], set()
-    while todo:
-        for pid, pgid in children.get(todo.pop(), []):
-            if pid not in seen:
-                seen.add(pid)
-                groups.add(pgid)
-                todo.append(pid)
-    return groups
+    try:
+        kids = psutil.Process(root).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return set()
+    return {g for g in map(_pgid, (k.pid for k in kids)) if g is not None}
+
+
+def _signal_groups(groups, sig) -> None:
+    for g in groups:
+        try:
+            os.killpg(g, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
 
 
 def _group_alive(pgid: int) -> bool:
     """A process of the group is still there (zombies count as gone)."""
-    return any(g == pgid and st != "Z" for _, _, g, st in _procs())
+    for p in psutil.process_iter(["status"]):
+        if p.info["status"] != psutil.STATUS_ZOMBIE and _pgid(p.pid) == pgid:
+            return True
+    return False
 
 
 def main(argv):

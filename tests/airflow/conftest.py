@@ -14,7 +14,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from ccip_standalone import DAG, FIELD_ID, TEST_HOME, airflow_local, fetch, free_port, products_of, tis_of, trigger, weblog_url
+from ccip_standalone import DAG, FIELD_ID, TEST_HOME, products_of, tis_of, trigger, weblog_path
+
+from ccip_ops.settings import IMAGING_POOL, IMAGING_POOL_DESCRIPTION
+from scripts import airflow_local
+from scripts.airflow_setup import free_port
 
 
 @pytest.fixture(scope="session")
@@ -36,8 +40,9 @@ def standalone(tiny_field):
     t0 = time.time()
     try:
         airflow_local.start(timeout=420, home=home, port=port, env=env)
-        api = airflow_local.Api(f"http://localhost:{port}", home=home)
-        api.ensure_pool(slots=2)
+        api = airflow_local.api(home, port)
+        code, pool = api.get(f"/api/v2/pools/{IMAGING_POOL}")  # made before the start, from CCIP_IMAGING_SLOTS
+        assert code == 200 and pool["slots"] == 2 and pool["description"] == IMAGING_POOL_DESCRIPTION, pool
         for d in (DAG, "vlass_se_cube_reprocess"):
             api.wait_dag(d, timeout=300)
         print(f"\nairflow standalone up on port {port} in {time.time() - t0:.0f} s")
@@ -67,7 +72,7 @@ def partial(standalone, field_run):
     api = standalone.api
     run = api.wait_run(DAG, field_run.run_id, timeout=3600)
     prods = field_run.products
-    code, body, _ = fetch(weblog_url(standalone.base, field_run.run_id), api.token)
+    code, body, _ = api.fetch(weblog_path(field_run.run_id))
     return SimpleNamespace(run=run, tis=tis_of(api, field_run.run_id),
                            products=sorted(p.name for p in prods.iterdir()) if prods.is_dir() else [],
                            weblog_code=code, weblog=body.decode(errors="replace"))

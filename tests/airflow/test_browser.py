@@ -4,7 +4,6 @@ external view), and the weblog of a successful run. Screenshots go to tests/arti
 the test asserts on the pages' content."""
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
@@ -79,8 +78,7 @@ def test_trigger_from_the_form_and_read_the_weblog_in_the_ui(standalone, browser
     wait.until(EC.presence_of_element_located((By.NAME, "username")))
     _shot(d, "01_login")
     d.find_element(By.NAME, "username").send_keys("admin")
-    password = json.loads((standalone.home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
-    d.find_element(By.NAME, "password").send_keys(password)
+    d.find_element(By.NAME, "password").send_keys(api.password)
     d.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     wait.until(lambda d: "/auth/login" not in d.current_url)
 

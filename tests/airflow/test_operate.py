@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from ccip_standalone import DAG, FIELD_ID, fetch, tis_of, trigger, weblog_url
+from ccip_standalone import DAG, FIELD_ID, tis_of, trigger, weblog_path
 
 pytestmark = [pytest.mark.airflow, pytest.mark.casa]
 SWEEP = "vlass_se_cube_reprocess"
@@ -46,7 +46,7 @@ def test_field_without_pims_fails_in_the_first_task_naming_it_without_retries(st
     log = api.task_log(DAG, run_id, "stage_inputs", 1)
     assert "no PIMS" in log and str(d) in log, log[-3000:]
     # the weblog of the failed run says the same, through the plugin
-    code, body, _ = fetch(weblog_url(standalone.base, run_id), api.token)
+    code, body, _ = api.fetch(weblog_path(run_id))
     assert code == 200 and b'id="error-banner"' in body and b"no PIMS" in body
 
 
@@ -96,23 +96,23 @@ def test_the_completed_runs_weblog_is_served_in_the_ui(standalone, field_run, cl
     api, run_id = standalone.api, field_run.run_id
     assert cleared.run["state"] == "success"
     # the weblog through the plugin: overview, one page per stage, thumbnails, products
-    code, body, ctype = fetch(weblog_url(standalone.base, run_id), api.token)
+    code, body, ctype = api.fetch(weblog_path(run_id))
     assert code == 200 and "text/html" in ctype
     html = body.decode()
     assert FIELD_ID in html and run_id in html and "error-banner" not in html
     assert f"{len(field_run.groups)} of {len(field_run.groups)} spw groups" in html
     for n in range(1, 13):
         assert f'href="stage{n}.html"' in html
-        code, page, _ = fetch(weblog_url(standalone.base, run_id, f"html/stage{n}.html"), api.token)
+        code, page, _ = api.fetch(weblog_path(run_id, f"html/stage{n}.html"))
         assert code == 200 and b'id="qa-score"' in page, n
-    code, png, ctype = fetch(weblog_url(standalone.base, run_id, f"html/thumbs/{field_run.label}_I.png"), api.token)
+    code, png, ctype = api.fetch(weblog_path(run_id, f"html/thumbs/{field_run.label}_I.png"))
     assert code == 200 and png[:8] == b"\x89PNG\r\n\x1a\n"
-    code, body, _ = fetch(weblog_url(standalone.base, run_id, "products/run_params.json"), api.token)
+    code, body, _ = api.fetch(weblog_path(run_id, "products/run_params.json"))
     assert code == 200 and json.loads(body)["run_id"] == run_id
     # never without a login, never outside html/ and products/
-    assert fetch(weblog_url(standalone.base, run_id))[0] in (401, 403)
-    assert fetch(weblog_url(standalone.base, run_id, "working/stages.json"), api.token)[0] == 404
-    assert fetch(weblog_url(standalone.base, run_id, "html/../../../x"), api.token)[0] == 404
+    assert api.fetch(weblog_path(run_id), auth=False)[0] in (401, 403)
+    assert api.fetch(weblog_path(run_id, "working/stages.json"))[0] == 404
+    assert api.fetch(weblog_path(run_id, "html/../../../x"))[0] == 404
     # the plugin links the weblog from every run
     code, out = api.get("/api/v2/plugins")
     views = [v for p in out["plugins"] if p["name"] == "ccip_weblog" for v in p["external_views"]]

@@ -18,20 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from scripts import airflow_cluster as ac
+
 ROOT = Path(__file__).resolve().parents[2]
 TEST_HOME = ROOT / ".airflow-test"
 FIELD_ID = "T10t02.J005000-023000"
 DAG_ID = "vlass_se_cube"
 
 
-def _load_cluster_module():
-    spec = importlib.util.spec_from_file_location("airflow_cluster", ROOT / "scripts" / "airflow_cluster.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-ac = _load_cluster_module()
 _missing = ac.missing_binaries()
 if importlib.util.find_spec("airflow.providers.celery") is None:
     _missing.append("the Python package apache-airflow-providers-celery (make install)")

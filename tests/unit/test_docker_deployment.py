@@ -1,5 +1,7 @@
 """docker/: the compose file validates with the compose client (no engine needed), the Dockerfile
-parses (BuildKit's own parser, via the `dockerfile` package) and installs ccip the way `make` does."""
+parses (BuildKit's own parser, via the `dockerfile` package) and installs ccip the way `make` does,
+and the compose deployment and the loopback test cluster (scripts/airflow_cluster.py) run with the
+same Airflow settings, the one copy in docker/airflow.env."""
 from __future__ import annotations
 
 import os
@@ -10,9 +12,37 @@ from pathlib import Path
 
 import pytest
 
+from scripts.airflow_setup import DISTRIBUTED_ENV, VISIBILITY_TIMEOUT, check_visibility_timeout, read_env_file
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
 COMPOSE = DOCKER / "docker-compose.yml"
+SHARED = read_env_file(DISTRIBUTED_ENV)
+# what each deployment gives itself, and why it is not in docker/airflow.env
+PER_DEPLOYMENT = {
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "address, secret",
+    "AIRFLOW__CELERY__BROKER_URL": "address, secret",
+    "AIRFLOW__CELERY__RESULT_BACKEND": "address, secret",
+    "AIRFLOW__API__BASE_URL": "address",
+    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "address",
+    "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "address",
+    "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": "port",
+    "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": "port",
+    "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": "port",
+    "AIRFLOW__CORE__DAGS_FOLDER": "path",
+    "AIRFLOW__CORE__PLUGINS_FOLDER": "path",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": "path",
+    "AIRFLOW__CORE__FERNET_KEY": "secret",
+    "AIRFLOW__API_AUTH__JWT_SECRET": "secret",
+    "AIRFLOW__API__SECRET_KEY": "secret",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "secret (the users)",
+    "AIRFLOW__CELERY__WORKER_CONCURRENCY": "sizing",
+    "AIRFLOW__API__WORKERS": "sizing",
+    # how soon a dead worker's task is retried: 5 minutes deployed, seconds in the test cluster
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "failure detection",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "failure detection",
+    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "failure detection",
+}
 SECRETS = ("CCIP_POSTGRES_PASSWORD", "CCIP_REDIS_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET",
            "AIRFLOW_API_SECRET_KEY")
 AIRFLOW_SERVICES = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
@@ -79,8 +109,64 @@ def test_compose_config_validates_and_has_the_deployment(client, tmp_path):
         assert e["CCIP_ARCHIVE_ROOT"] == "/data/archive" and e["CCIP_WORK_ROOT"] == "/data/work"
         if name != "airflow-init":
             assert svc[name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+        for key, value in SHARED.items():  # docker/airflow.env, unchanged
+            assert str(e.get(key)) == value, f"{name}: {key}={e.get(key)!r}, docker/airflow.env says {value!r}"
     init = " ".join(svc["airflow-init"]["command"])
-    assert "airflow db migrate" in init and re.search(r"airflow pools set casa_imaging", init)
+    # the pool as the local Airflow and the test cluster make it (scripts.airflow_setup.ensure_imaging_pool)
+    assert "airflow db migrate" in init and "python -m scripts.airflow_setup init" in init
+
+
+def _compose_yaml() -> dict:
+    import yaml
+
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def test_compose_loads_the_shared_settings_and_adds_only_its_own():
+    svc = _compose_yaml()["services"]
+    for name in ("airflow-init", *AIRFLOW_SERVICES):
+        s = svc[name]
+        assert s.get("env_file") in ("airflow.env", ["airflow.env"]), f"{name} does not load docker/airflow.env"
+        env = s["environment"]
+        assert not set(env) & set(SHARED), f"{name} repeats settings of docker/airflow.env: {set(env) & set(SHARED)}"
+        own = {k for k in env if k.startswith("AIRFLOW__")} - set(PER_DEPLOYMENT)
+        assert not own, f"{name}: {sorted(own)} are neither in docker/airflow.env nor a deployment's own"
+
+
+def test_the_test_cluster_runs_the_shared_settings_and_adds_only_its_own(tmp_path):
+    from scripts.airflow_cluster import Cluster
+
+    c = Cluster(base=tmp_path)
+    c.pg_port, c.redis_port, c.api_port = 5432, 6379, 8080
+    env = c.airflow_env()
+    for key, value in SHARED.items():
+        assert env[key] == value, key
+    own = {k for k in env if k.startswith("AIRFLOW__")} - set(SHARED) - set(PER_DEPLOYMENT)
+    assert not own, f"the test cluster sets {sorted(own)}: put them in docker/airflow.env, or declare them here"
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+
+
+def test_the_broker_never_hands_a_running_imaging_task_to_a_second_worker():
+    from ccip_ops.settings import IMAGING_TIMEOUT_H_DEFAULT
+
+    vt = int(SHARED[VISIBILITY_TIMEOUT])
+    assert vt > IMAGING_TIMEOUT_H_DEFAULT * 3600
+    assert check_visibility_timeout({**SHARED}) == vt
+    assert check_visibility_timeout({**SHARED, "CCIP_IMAGING_TIMEOUT_H": "40"}) == vt
+    with pytest.raises(ValueError, match="CCIP_IMAGING_TIMEOUT_H=48"):  # init and the cluster refuse to start
+        check_visibility_timeout({**SHARED, "CCIP_IMAGING_TIMEOUT_H": "48"})
+    with pytest.raises(ValueError, match=VISIBILITY_TIMEOUT):  # the Celery provider's default (24 h) is too short
+        check_visibility_timeout({})
+
+
+def test_env_file_is_read_as_compose_reads_it(tmp_path):
+    f = tmp_path / "a.env"
+    f.write_text("# comment\n\nA=1\nB=x=y\n")
+    assert read_env_file(f) == {"A": "1", "B": "x=y"}
+    for bad in ('A="1"', "A=${B}", "A"):
+        f.write_text(bad + "\n")
+        with pytest.raises(ValueError, match="a.env:1"):
+            read_env_file(f)
 
 
 @needs_compose

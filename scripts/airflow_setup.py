@@ -1,0 +1,127 @@
+"""What every Airflow of the project is set up with, however it runs: one place for each.
+
+- the ``casa_imaging`` pool (name, description and size from :mod:`ccip_ops.settings`), made by
+  :func:`ensure_imaging_pool` for the embedded Airflow (:mod:`scripts.airflow_local`), the loopback
+  cluster (:mod:`scripts.airflow_cluster`) and the docker deployment's ``airflow-init``
+  (``python -m scripts.airflow_setup init``). It runs ``airflow pools set``, which needs only the
+  migrated database: the pool exists before any scheduler or API server starts;
+- the distributed Airflow's settings, ``docker/airflow.env``, read by ``docker/docker-compose.yml``
+  (``env_file``) and by the cluster harness (:func:`read_env_file`), and the rule that its Celery
+  visibility timeout outlasts an imaging task (:func:`check_visibility_timeout`);
+- the ``airflow`` command next to this interpreter, a free loopback port, waiting for a server.
+
+    python -m scripts.airflow_setup init    check the settings, create or resize the pool (docker's init)
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ccip_ops.settings import IMAGING_POOL, IMAGING_POOL_DESCRIPTION, imaging_slots, imaging_timeout_h
+
+ROOT = Path(__file__).resolve().parent.parent
+DISTRIBUTED_ENV = ROOT / "docker" / "airflow.env"  # in a checkout; the image gets it from compose
+VISIBILITY_TIMEOUT = "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT"
+CELERY_DEFAULT_VISIBILITY_TIMEOUT_S = 86400  # what the Celery provider uses when it is not set
+TIMEOUT_MARGIN_S = 3600  # a task's start and end around its execution_timeout, with room to spare
+
+
+def free_port() -> int:
+    """A free TCP port on loopback (for an Airflow that must not clash with a user's 8080)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def airflow_bin() -> str:
+    """The ``airflow`` command of this interpreter's environment (the venv's, else the one on PATH)."""
+    mine = Path(sys.executable).parent / "airflow"
+    return str(mine) if mine.exists() else (shutil.which("airflow") or "airflow")
+
+
+def run_airflow(args: list[str], env: dict, log: Path | None = None, cwd: Path | None = None) -> None:
+    """``airflow ARGS`` with ``env``, its output appended to ``log`` (else to ours); raises with the
+    log's tail when it fails."""
+    fh = open(log, "ab") if log else None
+    try:
+        rc = subprocess.run([airflow_bin(), *args], stdout=fh, stderr=subprocess.STDOUT if fh else None,
+                            env=env, cwd=cwd).returncode
+    finally:
+        if fh:
+            fh.close()
+    if rc != 0:
+        tail = Path(log).read_text(errors="replace")[-3000:] if log else ""
+        raise RuntimeError(f"airflow {' '.join(args)} failed ({rc})" + (f"; {log}:\n{tail}" if log else ""))
+
+
+def wait_for(pred, timeout: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None):
+    """Until ``pred()`` holds; raises with the tail of ``log`` when ``proc`` exits first or after
+    ``timeout`` seconds."""
+    def tail() -> str:
+        return log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what}: process exited with {proc.returncode}\n{tail()}")
+        if pred():
+            return
+        time.sleep(1)
+    raise TimeoutError(f"{what}: not ready after {timeout:.0f} s\n{tail()}")
+
+
+def ensure_imaging_pool(env: dict | None = None, log: Path | None = None, cwd: Path | None = None) -> int:
+    """Create the ``casa_imaging`` pool, or resize it, to ``imaging_slots(env)`` slots in the database
+    of the Airflow that ``env`` configures. Returns the slots."""
+    env = dict(os.environ if env is None else env)
+    slots = imaging_slots(env)
+    run_airflow(["pools", "set", IMAGING_POOL, str(slots), IMAGING_POOL_DESCRIPTION], env, log, cwd)
+    return slots
+
+
+def read_env_file(path: Path = DISTRIBUTED_ENV) -> dict[str, str]:
+    """``KEY=VALUE`` lines as compose's ``env_file`` reads them: blank lines and ``#`` comments
+    skipped, values taken literally (the file uses no quotes and no ``${...}``)."""
+    out = {}
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip() or value[:1] in ("'", '"') or "${" in value:
+            raise ValueError(f"{path}:{n}: expected KEY=VALUE without quotes or ${{...}}: {line!r}")
+        out[key.strip()] = value
+    return out
+
+
+def check_visibility_timeout(env: dict) -> int:
+    """The broker's visibility timeout of a Celery deployment, in seconds, after checking that it
+    outlasts an imaging task: Airflow acknowledges a Celery message only when its task ends, and the
+    broker hands a message that is not acknowledged in time to another worker, which starts the
+    task again while the first still runs it."""
+    vt = int(env.get(VISIBILITY_TIMEOUT) or CELERY_DEFAULT_VISIBILITY_TIMEOUT_S)
+    longest = imaging_timeout_h(env) * 3600 + TIMEOUT_MARGIN_S
+    if vt < longest:
+        raise ValueError(f"{VISIBILITY_TIMEOUT}={vt} s is shorter than an imaging task may take "
+                         f"(CCIP_IMAGING_TIMEOUT_H={imaging_timeout_h(env):g} h + {TIMEOUT_MARGIN_S} s): the broker "
+                         f"would start a running task a second time; raise it in docker/airflow.env")
+    return vt
+
+
+def main(argv: list[str]) -> int:
+    if argv[1:] != ["init"]:
+        print(__doc__)
+        return 2
+    vt = check_visibility_timeout(os.environ)
+    slots = ensure_imaging_pool()
+    print(f"visibility timeout {vt} s outlasts an imaging task; pool {IMAGING_POOL}: {slots} slots")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
