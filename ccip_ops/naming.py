@@ -274,3 +274,6 @@ def stage_page(number: int) -> str:
 
 def thumbnail(label: str, stokes: str) -> str:
     return f"thumbs/{label}_{stokes}.png"
+
+
+ANALYSIS_TABLE = "stokes_analysis.ecsv"  # stage 11's per-plane, per-region results (products/, manifest)

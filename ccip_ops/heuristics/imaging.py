@@ -78,11 +78,22 @@ def spw_ranges(spws: list[int]) -> str:
     return ",".join(out)
 
 
-def image_type(filename: str) -> str:
-    """VLASSITY from the file name (NRAO get_vlass_image_type, simplified)."""
-    for key, val in ((".rms", "RMS"), (".residual.pbcor", "RESIDUAL_PBCOR"), (".pbcor", "INTENSITY_PBCOR"),
-                     (".residual", "RESIDUAL"), (".psf", "PSF"), (".pb.", "PB"), (".model", "MODEL"),
-                     (".image", "INTENSITY")):
-        if key in filename:
-            return val
-    return "UNKNOWN"
+def image_type(filename: str, append_tt: bool = True) -> str:
+    """VLASSITY from the file name, as NRAO's ``get_vlass_image_type``
+    (``pipeline/infrastructure/utils/imaging.py``): the base type from the first substring found
+    (``.alpha.error``, ``.alpha``, ``.rms``, ``image.pbcor.``, ``.weight.``, ``.sumwt.``, ``.psf.``;
+    else UNKNOWN), then ``_TT0``/``_TT1`` when the name holds ``tt0``/``tt1``.
+
+    So ``...image.pbcor.tt0.subim.fits`` is INTENSITY_PBCOR_TT0, ``...pbcor.tt0.rms.subim.fits``
+    RMS_TT0, a ``.com.fits`` of the pbcor image INTENSITY_PBCOR_TT0; the residual, pb, model and
+    the non-pbcor image are UNKNOWN, as NRAO writes them."""
+    import os
+
+    name = os.path.basename(str(filename)).lower()
+    base = ("ALPHAERR" if ".alpha.error" in name else "ALPHA" if ".alpha" in name else
+            "RMS" if ".rms" in name else "INTENSITY_PBCOR" if "image.pbcor." in name else
+            "WEIGHT" if ".weight." in name else "SUMWT" if ".sumwt." in name else
+            "PSF" if ".psf." in name else "UNKNOWN")
+    if base == "UNKNOWN" or not append_tt:
+        return base
+    return base + ("_TT0" if "tt0" in name else "_TT1" if "tt1" in name else "")

@@ -1,6 +1,13 @@
 """Spectral fits of the Stokes analysis (stage 11, spec §8.2), numpy and astropy only:
 
-- :func:`fit_power_law`: I(ν) = I(3 GHz) (ν / 3 GHz)^α over the kept planes;
+- :func:`fit_power_law`: I(ν) = I(3 GHz) (ν / 3 GHz)^α over the kept planes, astropy
+  ``PowerLaw1D`` (x_0 fixed at 3 GHz, amplitude ≥ 0, as NRAO) with ``TRFLSQFitter
+  (calc_uncertainties=True)`` and weights 1/σ from the plane noise, so α and I(3 GHz) come with
+  their 1σ errors (astropy scales the covariance by the reduced χ²: the errors follow the
+  scatter about the fit as well as the quoted noise). NRAO uses LevMar with 0/1 weights and
+  quotes no error; the rejected planes are left out here, as its zero weights do;
+- :func:`snr_gate`: whether a region's signal clears an S/N gate over the kept planes (the median
+  of signal/noise), so that an α or an RM of a noise peak is not headlined;
 - :func:`point_source_peak`: the peak of a Gaussian with the plane's restoring beam fitted at a
   pixel (amplitude and sub-pixel position free), which the beam's shrinking with frequency does
   not bias as the 3x3 box mean does;
@@ -16,16 +23,42 @@ import numpy as np
 C = 299792458.0  # m/s
 
 
-def fit_power_law(freq_ghz, flux, keep):
+SNR_GATE = 5.0  # median S/N over the kept planes below which α or RM is reported as not measured
+
+
+def fit_power_law(freq_ghz, flux, keep, sigma=None) -> dict | None:
+    """I(3 GHz), α and their 1σ errors over the kept planes (≥ 3 needed for an error); ``sigma``:
+    the plane noise at the region (Jy/beam), else equal weights."""
+    import warnings
+
     from astropy.modeling import fitting, models
 
-    keep = np.asarray(keep, bool)
-    if keep.sum() < 2:
+    freq_ghz, flux = np.asarray(freq_ghz, float), np.asarray(flux, float)
+    sigma = np.ones_like(flux) if sigma is None else np.asarray(sigma, float)
+    k = np.asarray(keep, bool) & np.isfinite(flux) & np.isfinite(sigma) & (sigma > 0)
+    if k.sum() < 3:
         return None
-    pl = models.PowerLaw1D(amplitude=float(np.median(flux)), x_0=3.0, alpha=0.7, fixed={"x_0": True},
-                           bounds={"amplitude": (0, None)})
-    fit = fitting.LevMarLSQFitter()(pl, np.asarray(freq_ghz), np.asarray(flux), weights=keep.astype(float))
-    return {"I_3GHz": float(fit.amplitude.value), "alpha": float(-fit.alpha.value)}
+    pl = models.PowerLaw1D(amplitude=max(float(np.median(flux[k])), 1e-12), x_0=3.0, alpha=0.7,
+                           fixed={"x_0": True}, bounds={"amplitude": (0, None)})
+    fitter = fitting.TRFLSQFitter(calc_uncertainties=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # astropy warns when a bound is reached; the result says so
+        fit = fitter(pl, freq_ghz[k], flux[k], weights=1.0 / sigma[k], maxiter=1000)
+    cov = fitter.fit_info.get("param_cov")
+    err = np.sqrt(np.diag(cov)) if cov is not None else np.full(2, np.nan)
+    resid = (flux[k] - fit(freq_ghz[k])) / sigma[k]
+    return {"I_3GHz": float(fit.amplitude.value), "I_3GHz_err": float(err[0]),
+            "alpha": float(-fit.alpha.value), "alpha_err": float(err[1]),
+            "chi2_red": float(np.sum(resid**2) / max(k.sum() - 2, 1)), "nplanes": int(k.sum()),
+            "fitter": "astropy TRFLSQFitter, weights 1/sigma"}
+
+
+def snr_gate(signal, noise, keep, threshold: float = SNR_GATE) -> dict:
+    """{'snr': median over kept planes of signal/noise, 'threshold', 'passed'}."""
+    signal, noise = np.asarray(signal, float), np.asarray(noise, float)
+    k = np.asarray(keep, bool) & np.isfinite(signal) & np.isfinite(noise) & (noise > 0)
+    snr = float(np.median(signal[k] / noise[k])) if k.any() else float("nan")
+    return {"snr": snr, "threshold": threshold, "passed": bool(np.isfinite(snr) and snr >= threshold)}
 
 
 def point_source_peak(plane: np.ndarray, x: int, y: int, beam: dict, cell_arcsec: float) -> float | None:
@@ -50,7 +83,7 @@ def point_source_peak(plane: np.ndarray, x: int, y: int, beam: dict, cell_arcsec
                           theta=math.radians(90.0 + beam.get("pa", 0.0)),
                           fixed={"x_stddev": True, "y_stddev": True, "theta": True},
                           bounds={"x_mean": (x - 1, x + 1), "y_mean": (y - 1, y + 1)})
-    fit = fitting.LevMarLSQFitter()(g, gx, gy, cut)
+    fit = fitting.TRFLSQFitter()(g, gx, gy, cut)
     return float(fit.amplitude.value)
 
 

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import casa_env, naming, paramlist
+from .. import naming, paramlist
 from ..casatables import msmetadata
 from ..exceptions import InputError, NothingLeftError
 from ..heuristics import fields as fieldsel
 from ..heuristics import se
 from ..model import ImagingTarget, SeipTarget
 from ..runtree import RunTree, read_json, write_json
+from ._casa import Casa
 
 log = logging.getLogger("ccip")
 DEFAULT_GROUPS = [str(s) for s in range(2, 18)]
@@ -67,10 +68,10 @@ def seip_target(tree: RunTree) -> SeipTarget:
     return target
 
 
-def flag_fractions(vis: str, field_ids: list[int], spws: list[int]) -> tuple[dict, dict]:
-    """Per field and spw: (flagged, total) from flagdata summary with fieldcnt."""
-    tk = casa_env.tasks()
-    s = tk.flagdata(vis=vis, mode="summary", fieldcnt=True)
+def flag_fractions(vis: str, field_ids: list[int], spws: list[int], casa: Casa) -> tuple[dict, dict]:
+    """Per field and spw: (flagged, total) from flagdata summary with fieldcnt (logged in
+    casa_commands.log by ``casa``)."""
+    s = casa("flagdata", vis=vis, mode="summary", fieldcnt=True)
     with msmetadata(vis) as msmd:
         names = {fid: msmd.namesforfields(fid)[0] for fid in field_ids}
     flagged, total = {}, {}
@@ -111,7 +112,7 @@ def ccip_targets(tree: RunTree, vis_rel: str, masks: tuple[str, ...], spw_overri
                              f"of phasecenter {phasecenter!r}")
     box_ids = fieldsel.box_fields(vis, phasecenter, fieldsel.CUTOUT_HALF_ARCSEC)
     spws_used = sorted({int(s) for g in groups for s in g.split(",")})
-    flagged, total = flag_fractions(vis, box_ids, spws_used)
+    flagged, total = flag_fractions(vis, box_ids, spws_used, Casa(tree.working, "editimlist_ccip"))
     reject = dict(PLANE_REJECT_MS)
     vr = p.get("vlass_plane_reject_ms", True)
     if isinstance(vr, dict):

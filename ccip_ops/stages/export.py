@@ -4,9 +4,10 @@ For each plane (spw group): the IQUV pbcor cutout and its rms cutout are split i
 V images (``imsubimage``), exported with ``exportfits`` to ``products/`` with the ``s7_0.``
 prefix removed, position-corrected per FITS for the plane's frequency and given the header
 fixes and the VLASS keywords (:mod:`.exportfits`); rejected planes are exported and marked
-``VLASSRJ``. Then the common-beam/common-WCS ``.com`` pair of each plane (:mod:`.combeam`; not
-in the manifest). The parameter lists, ``casa_commands.log`` and ``pipeline_manifest.xml`` are
-written too. Everything is staged in ``working/export_staging`` and moved into
+``VLASSRJ``, every VLASS* keyword with NRAO's comment and the FITS CHECKSUM/DATASUM last. Then
+the common-beam/common-WCS ``.com`` pair of each plane (:mod:`.combeam`; not in the manifest). The
+parameter lists, ``casa_commands.log``, stage 11's ``stokes_analysis.ecsv`` (in the manifest as
+``analysis_table``) and ``pipeline_manifest.xml`` are written too. Everything is staged in ``working/export_staging`` and moved into
 ``products/`` only when complete: a failed export leaves no half-written product, and a
 re-run replaces the earlier files. Entry point: :func:`export_products`.
 """
@@ -23,14 +24,15 @@ from ..model import FanIn, ImagingResult
 from ..runtree import RunTree, remove, write_json
 from . import combeam
 from ._casa import Casa
-from .exportfits import correct_position, fix_header, observation_times
+from ..heuristics.imaging import image_type
+from .exportfits import add_checksums, correct_position, fix_header, observation_times
 
 log = logging.getLogger("ccip")
 RECIPE = "hifv_vlassCCIP"
 PARAMETER_LISTS = ("SEIP_parameter.list", "CCIP_parameter.list")
 
 
-def write_manifest(products: Path, fits_names: list[str], lists: list[str]) -> Path:
+def write_manifest(products: Path, fits_names: list[str], lists: list[str], tables: tuple[str, ...] = ()) -> Path:
     ous = "unknown"
     root = ET.Element("piperesults", name=ous)
     o = ET.SubElement(root, "ous", name=ous)
@@ -43,15 +45,17 @@ def write_manifest(products: Path, fits_names: list[str], lists: list[str]) -> P
         ET.SubElement(o, "image", name=f, imtype="target", manualstring="N/A")
     for p in lists:
         ET.SubElement(o, "parameter_list", name=p)
+    for t in tables:  # not in NRAO's manifest: the Stokes analysis as a table (ECSV)
+        ET.SubElement(o, "analysis_table", name=t, datatype="stokes_analysis", format="ecsv")
     text = xml.dom.minidom.parseString(ET.tostring(root)).toprettyxml(indent="  ")
     out = products / "pipeline_manifest.xml"
     out.write_text(text)
     return out
 
 
-def _vlass_header(rj: bool, pol: str) -> dict:
-    return {"VLASSRJ": (rj, "Rejected plane relevant for VLASS CC processing"),
-            "VLASSPL": (pol, "VLASS Stokes/polarization parameter")}
+def _vlass_header(rj: bool, pol: str, fname: str) -> dict:
+    """The keywords export sets on a FITS file (the others come from the image's miscinfo)."""
+    return {"VLASSRJ": rj, "VLASSPL": pol, "VLASSITY": image_type(fname)}
 
 
 def export_products(tree: RunTree, fan: FanIn, vis_rel: str) -> dict:
@@ -79,8 +83,9 @@ def export_products(tree: RunTree, fan: FanIn, vis_rel: str) -> dict:
                 casa("exportfits", imagename=str(split), fitsimage=str(stage / fname), overwrite=True,
                      stokeslast=True)
                 remove(split)
-                fix_header(stage / fname, t0, t1, _vlass_header(rj, pol))
+                fix_header(stage / fname, t0, t1, _vlass_header(rj, pol, fname))
                 correct_position(stage / fname, mid)
+                add_checksums(stage / fname)
                 fits_names.append(fname)
         try:
             com_names += _com_pair(tree, r, stage, target, t0, t1, pk, rms, rj)
@@ -90,10 +95,11 @@ def export_products(tree: RunTree, fan: FanIn, vis_rel: str) -> dict:
     for p in PARAMETER_LISTS:
         shutil.copy2(tree.working / p, stage / p)
     shutil.copy2(tree.working / naming.CASA_COMMANDS, stage / naming.CASA_COMMANDS)
-    write_manifest(stage, fits_names, list(PARAMETER_LISTS))
+    tables = _analysis_tables(tree, stage)
+    write_manifest(stage, fits_names, list(PARAMETER_LISTS), tables)
     products = tree.products
     products.mkdir(parents=True, exist_ok=True)
-    for old in list(products.glob("*.fits")) + [products / "pipeline_manifest.xml"]:
+    for old in list(products.glob("*.fits")) + [products / "pipeline_manifest.xml", products / naming.ANALYSIS_TABLE]:
         remove(old)
     for f in stage.iterdir():
         dst = products / f.name
@@ -104,6 +110,16 @@ def export_products(tree: RunTree, fan: FanIn, vis_rel: str) -> dict:
            "manifest": "products/pipeline_manifest.xml", "mid_mjd": mid}
     write_json(tree.stage_data("export"), out)
     return out
+
+
+def _analysis_tables(tree: RunTree, stage: Path) -> tuple[str, ...]:
+    """Stage 11's ECSV table, delivered with the FITS (absent if the analysis did not run)."""
+    src = tree.working / naming.ANALYSIS_TABLE
+    if not src.exists():
+        log.warning("%s is missing: no analysis table delivered", src.name)
+        return ()
+    shutil.copy2(src, stage / src.name)
+    return (src.name,)
 
 
 def _com_pair(tree: RunTree, r: ImagingResult, stage: Path, target: dict, t0: float, t1: float,
@@ -123,9 +139,10 @@ def _com_pair(tree: RunTree, r: ImagingResult, stage: Path, target: dict, t0: fl
         with casaimage.opened(im) as ia:
             ia.tofits(str(stage / names[pol]), stokeslast=True, overwrite=True)
         remove(im)
-        fix_header(stage / names[pol], t0, t1, _vlass_header(rj, pol))
+        fix_header(stage / names[pol], t0, t1, _vlass_header(rj, pol, names[pol]))
         with fits.open(stage / names[pol], mode="update") as h:
             for line in history:
                 h[0].header.add_history(line)
+        add_checksums(stage / names[pol])
         out.append(names[pol])
     return out

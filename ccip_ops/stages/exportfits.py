@@ -3,7 +3,10 @@
 - :func:`observation_times`: start and end of the observation (DATE-OBS, DATE-END, TELMJD);
 - :func:`correct_position`: the frequency-dependent VLASS position correction of one FITS file
   (:mod:`ccip_ops.heuristics.poscorr`; ``ZD``, ``TELMJD``, HISTORY; never applied twice);
-- :func:`fix_header`: DATE-OBS/DATE-END, RADESYS ICRS, OBJECT and the VLASS keywords.
+- :func:`fix_header`: DATE-OBS/DATE-END, RADESYS ICRS, OBJECT and the VLASS keywords, each
+  ``VLASS*`` keyword with NRAO's comment (:data:`VLASS_COMMENTS`; a missing one is warned about);
+- :func:`add_checksums`: FITS CHECKSUM/DATASUM on every HDU, the last write to a product, so that
+  ``fits.open(..., checksum=True)`` and ``verify('exception')`` pass on what is delivered.
 """
 from __future__ import annotations
 
@@ -59,10 +62,61 @@ def correct_position(fits_path: Path, mjd_mid: float) -> bool:
     return True
 
 
-def fix_header(fits_path: Path, t0: float, t1: float, keywords: dict) -> None:
+# NRAO's comments (hifv_exportvlassdata, PIPE-2461/3040; spec §9.2, and NRAO's standalone
+# update_vlass_header.py for the tile/phasecenter/epoch/version/spw wording). CASA image headers
+# carry no keyword comments, so they are added to the FITS after export.
+VLASS_COMMENTS = {
+    "VLASSITY": "VLASS image type", "VLASSPT": "VLASS product type", "VLASSTN": "VLASS tile name",
+    "VLASSPC": "VLASS phasecenter", "VLASSEP": "VLASS epoch", "VLASSVR": "VLASS version number",
+    "VLASSPL": "VLASS Stokes/polarization parameter",
+    "VLASSRJ": "Rejected plane relevant for VLASS CC processing",
+    "VLASSSPW": "Spectral windows used for image", "VLASSBWN": "Nominal bandwidth",
+    "VLASSBW": "Actual bandwidth after flagging",
+    "VLASSRMS": "Median rms calculated from RMS{tt} (Stokes I) image",
+    "VLASSPK": "Peak flux density of INTENSITY_PBCOR{tt} (Stokes I) image",
+    "VLASSWP": "Number of w-projection planes",
+}
+
+
+def vlass_comment(key: str, filename: str) -> str:
+    """The comment of one VLASS keyword for a file (VLASSRMS/VLASSPK name the TT0/TT1 image)."""
+    low = filename.lower()
+    tt = "_TT0" if "tt0" in low else "_TT1" if "tt1" in low else ""
+    return VLASS_COMMENTS[key].format(tt=tt)
+
+
+def comment_vlass_keywords(header, filename: str) -> list[str]:
+    """Give every VLASS* keyword of ``header`` its comment; returns the keywords that are absent."""
+    missing = []
+    for key in VLASS_COMMENTS:
+        if key in header:
+            header.comments[key] = vlass_comment(key, filename)
+        else:
+            missing.append(key)
+    for key in missing:
+        log.warning("%s: VLASS keyword %s is absent", filename, key)
+    return missing
+
+
+def add_checksums(fits_path: Path) -> None:
+    """CHECKSUM and DATASUM (the FITS checksum convention) on every HDU of the file."""
     from astropy.io import fits
 
-    with fits.open(fits_path, mode="update") as hdul:
+    with fits.open(fits_path, mode="update", checksum=False) as hdul:
+        for hdu in hdul:
+            hdu.add_checksum()
+        hdul.flush(output_verify="exception")
+
+
+def fix_header(fits_path: Path, t0: float, t1: float, keywords: dict) -> None:
+    import warnings
+
+    from astropy.io import fits
+
+    with warnings.catch_warnings(), fits.open(fits_path, mode="update") as hdul:
+        # NRAO's longer comments (VLASSRMS, VLASSPK) do not fit an 80-character card with a
+        # number: FITS cuts them, as in NRAO's own products
+        warnings.filterwarnings("ignore", message="Card is too long, comment will be truncated")
         h = hdul[0].header
         h["DATE-OBS"] = (_iso(t0), "First scan started")
         h["DATE-END"] = (_iso(t1), "Last scan finished")
@@ -73,3 +127,4 @@ def fix_header(fits_path: Path, t0: float, t1: float, keywords: dict) -> None:
             h["OBJECT"] = parts[4]
         for k, v in keywords.items():
             h[k] = v
+        comment_vlass_keywords(h, fits_path.name)

@@ -26,7 +26,7 @@ import time
 import traceback
 from pathlib import Path
 
-from .. import casa_env, casaimage
+from .. import casaimage
 from ..casatables import msmetadata
 from ..exceptions import IncompleteProductError
 from ..heuristics import imaging as H
@@ -94,9 +94,9 @@ def ensure_beams(w: Path, root: str) -> int:
     return fixed
 
 
-def actual_bandwidth(vis: str, spws: list[int]) -> float:
+def actual_bandwidth(casa: Casa, vis: str, spws: list[int]) -> float:
     """VLASSBW: sum over spws of (channels not fully flagged) x channel width."""
-    s = casa_env.tasks().flagdata(vis=vis, mode="summary", spw=",".join(map(str, spws)), spwchan=True)
+    s = casa("flagdata", vis=vis, mode="summary", spw=",".join(map(str, spws)), spwchan=True)
     bw = 0.0
     with msmetadata(vis) as msmd:
         for spw in spws:
@@ -137,7 +137,7 @@ def image_group(tree: RunTree, target: ImagingTarget) -> ImagingResult:
             casa("tclean", **H.tclean_args(target, vis, str(w / names.iteration_root(n)), n, mask_arg))
             ensure_beams(w, names.iteration_root(n))
         last = len(target.masks)
-        kw = H.vlass_keywords(target, actual_bandwidth(vis, target.spws))
+        kw = H.vlass_keywords(target, actual_bandwidth(casa, vis, target.spws))
         for p in w.glob(names.iteration_root(last) + ".*"):
             casaimage.update_miscinfo(p, **kw, VLASSITY=H.image_type(p.name))
         images = {kind: tree.rel(w / names.name(kind, last))
