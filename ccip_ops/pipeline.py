@@ -18,7 +18,8 @@ from . import PIPELINE_VERSION, casa_env, fanin, runparams, settings, weblog as 
 from .exceptions import FaultInjectedError, InputError
 from .model import FanIn, ImagingResult, ImagingTarget, RunContext, RunParams
 from .runtree import RunTree, read_json, write_json
-from .stagelog import record, recording
+from .stagelog import record, record_scores, recording
+from .stages import scores as stagescores
 from .stages import (analyzestokes as stokesmod, cutouts as cutoutsmod, editimlist, export as exportmod, flagtargets as flagmod, makeimages,
                      pbcor as pbcormod, restorepims as restoremod, rmsimages as rmsmod, stage_inputs as inputsmod,
                      transform as transformmod)
@@ -103,7 +104,9 @@ def restorepims(ctx) -> RunContext:
 def flagtargets(ctx) -> RunContext:
     ctx = _ctx(ctx)
     with recording(ctx.tree, "flagtargets") as s:
-        s.notes = flagmod.notes(flagmod.flag_targets(ctx.tree, ctx.vis))
+        summaries = flagmod.flag_targets(ctx.tree, ctx.vis)
+        s.notes = flagmod.notes(summaries)
+        s.set_scores(stagescores.flagtargets(summaries))
     return ctx
 
 
@@ -113,6 +116,7 @@ def editimlist_ccip(ctx) -> list[ImagingTarget]:
         targets = editimlist.ccip_targets(ctx.tree, ctx.vis, ctx.masks, ctx.params.spw_groups,
                                           dict(ctx.params.imaging_overrides))
         s.notes = editimlist.summary(targets, ctx.tree)
+        s.set_scores(stagescores.editimlist(ctx.tree))
     return targets
 
 
@@ -153,7 +157,9 @@ def pbcor(ctx, fan) -> FanIn:
         fan = pbcormod.reject_planes(ctx.tree, fanin.for_each_group(ctx.tree, _fan(fan), "pbcor",
                                                                     pbcormod.pbcor_group))
         fanin.save(ctx.tree, fan)
-        s.notes, s.qa = pbcormod.notes(fan), fanin.qa_score(fan)
+        s.notes = pbcormod.notes(fan)
+        s.set_scores(stagescores.pbcor(fan))
+        record_scores(ctx.tree, "image_spw_group", stagescores.makeimages(fan))
     return fan
 
 
@@ -162,7 +168,12 @@ def rmsimages(ctx, fan) -> FanIn:
 
 
 def cutouts(ctx, fan) -> FanIn:
-    return _per_group(ctx, fan, "cutouts", cutoutsmod.cut_group)
+    ctx = _ctx(ctx)
+    with recording(ctx.tree, "cutouts") as s:
+        fan = fanin.for_each_group(ctx.tree, _fan(fan), "cutouts", cutoutsmod.cut_group)
+        s.notes = fanin.notes(fan)
+        s.set_scores(stagescores.cutouts(fan))
+    return fan
 
 
 def analyzestokes(ctx, fan) -> FanIn:

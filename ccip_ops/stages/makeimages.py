@@ -26,7 +26,7 @@ import time
 import traceback
 from pathlib import Path
 
-from .. import casaimage
+from .. import casa_env, casaimage
 from ..casatables import msmetadata
 from ..exceptions import IncompleteProductError
 from ..heuristics import imaging as H
@@ -107,6 +107,38 @@ def actual_bandwidth(casa: Casa, vis: str, spws: list[int]) -> float:
     return bw
 
 
+def thermal_noise(casa: Casa, vis: str, target: ImagingTarget) -> float | None:
+    """Expected Stokes-I/V thermal noise (Jy/beam) at the phase centre of the group's plane, from
+    the unflagged visibilities of each imaged field and spw (flagdata summary) and the radiometer
+    equation (:mod:`ccip_ops.heuristics.thermal`)."""
+    from ..heuristics import thermal
+    from ..heuristics.fields import parse_phasecenter
+
+    s = casa("flagdata", vis=vis, mode="summary", spw=target.group, field=",".join(map(str, target.field_ids)),
+             fieldcnt=True)
+    ra0, dec0 = parse_phasecenter(target.phasecenter)
+    me = casa_env.tools().measures()
+    terms = []
+    with msmetadata(vis) as msmd:
+        for fid in target.field_ids:
+            name = msmd.namesforfields(fid)[0]
+            d = msmd.phasecenter(fid)
+            sep = casa_env.tools().quanta().convert(
+                me.separation(me.direction("J2000", f"{ra0}rad", f"{dec0}rad"), d), "rad")["value"]
+            scans = list(msmd.scansforfield(fid))
+            for spw in target.spws:
+                r = s.get(name, {}).get("spw", {}).get(str(spw))
+                if not r or not scans:
+                    continue
+                t_int = float(msmd.exposuretime(scan=int(scans[0]), spwid=spw)["value"])
+                widths = msmd.chanwidths(spw)
+                sig = thermal.visibility_sigma(float(msmd.meanfreq(spw)), float(abs(widths[0])), t_int)
+                ncorr = max(int(msmd.ncorrforpol(msmd.polidfordatadesc(int(msmd.datadescids(spw=spw)[0])))), 1)
+                n_per_pol = (float(r["total"]) - float(r["flagged"])) / ncorr
+                terms.append((n_per_pol, sig, thermal.pb_gain(sep, target.reffreq_hz)))
+    return thermal.mosaic_sigma(terms)
+
+
 def image_group(tree: RunTree, target: ImagingTarget) -> ImagingResult:
     w = tree.working
     tree.results.mkdir(parents=True, exist_ok=True)
@@ -148,7 +180,8 @@ def image_group(tree: RunTree, target: ImagingTarget) -> ImagingResult:
         result = ImagingResult(
             target=target, status="ok", images=images, beam=casaimage.beam(tree.abs(images["image"])),
             qa={"wall_s": round(time.time() - t_start, 2), "masks": info["masks"],
-                "VLASSBW": kw["VLASSBW"], "VLASSBWN": kw["VLASSBWN"]},
+                "VLASSBW": kw["VLASSBW"], "VLASSBWN": kw["VLASSBWN"],
+                "thermal_sigma_jy": thermal_noise(casa, vis, target)},
             tclean_calls=casa.records())
         write_json(res_path, result.to_json())
         return result

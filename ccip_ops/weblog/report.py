@@ -15,10 +15,14 @@ from ..stagelog import records
 MAPPED_STEP = "image_spw_group"
 
 
-def _imaging_row(targets, status_of, planes) -> dict:
+def _imaging_row(targets, status_of, planes, rec: dict | None) -> dict:
+    """Stage 7's row: its outcome from the groups, its QA scores from the fan-in's record (NRAO's
+    makeimages scores, :mod:`ccip_ops.stages.scores`; before the fan-in, the share imaged)."""
     n, n_ok = len(targets), sum(1 for v in status_of.values() if v == "imaged")
+    rec = rec or {}
     s = {"status": "ok" if n and n_ok == n else "failed" if n else "not run",
-         "qa": (n_ok / n) if n else None, "notes": f"{n_ok} of {n} spw groups imaged"}
+         "qa": rec["qa"] if rec.get("qa_scores") else (n_ok / n) if n else None,
+         "qa_scores": rec.get("qa_scores", []), "notes": f"{n_ok} of {n} spw groups imaged"}
     if planes:
         s["notes"] += f"; {sum(1 for p in planes if not p.keep)} of {len(planes)} imaged planes are rejected"
     return s
@@ -38,12 +42,13 @@ def build(tree: RunTree, field_id: str, run_id: str, stages_list, thumbs: dict, 
     errors = [f.line() for f in failures]
     rows = []
     for num, name, step in stages_list:
-        s = _imaging_row(targets, status_of, planes) if step == MAPPED_STEP else recs.get(step)
+        s = _imaging_row(targets, status_of, planes, recs.get(step)) if step == MAPPED_STEP else recs.get(step)
         s = s or {"status": "not run", "qa": None, "notes": ""}
         if s["status"] == "failed" and step != MAPPED_STEP:
             errors.append(f"stage {num} {name} failed: {s['notes']}")
         rows.append({"number": num, "name": name, "step": step, "qa": s.get("qa"), "notes": s.get("notes", ""),
                      "status": s.get("status", "not run"), "seconds": s.get("seconds"),
+                     "qa_scores": s.get("qa_scores") or [],
                      "data": read_json(tree.stage_data(step), {})})
     if recs.get("run", {}).get("status") == "failed":
         errors.append(f"run failed: {recs['run']['notes']}")
