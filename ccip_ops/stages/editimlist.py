@@ -158,12 +158,28 @@ def ccip_targets(tree: RunTree, vis_rel: str, masks: tuple[str, ...], spw_overri
         log.warning("spw groups %s rejected: %d or more fields are more than %.0f%% flagged",
                     rejected, reject["nfield_thresh"], 100 * reject["flagpct_thresh"])
     summary = {"targets": [t.to_json() for t in targets], "skipped_flagged": skipped,
-               "rejected_nfield": rejected, "groups": groups, "parameter_file": "CCIP_parameter.list"}
+               "rejected_nfield": rejected, "groups": groups, "parameter_file": "CCIP_parameter.list",
+               "flag_by_field": flag_table(box_ids, groups, flagged, total, reject)}
     write_json(tree.targets_json, summary)
     if not targets:
         raise NothingLeftError(f"no spw group left to image: skipped (100% flagged) {skipped}, "
                                f"rejected (nfield) {rejected}")
     return targets
+
+
+def flag_table(field_ids: list[int], groups: list[str], flagged: dict, total: dict, reject: dict) -> dict:
+    """Flagged fraction per field (rows) and spw group (columns) inside the 1 deg² box: the data of
+    the weblog's ``vlass_flagsummary_field_spwgroup.png``."""
+    frac = []
+    for f in field_ids:
+        row = []
+        for g in groups:
+            spws = [int(s) for s in g.split(",")]
+            tot = sum(total[(f, s)] for s in spws)
+            row.append(sum(flagged[(f, s)] for s in spws) / tot if tot else None)
+        frac.append(row)
+    return {"field_ids": list(field_ids), "groups": list(groups), "fraction": frac,
+            "flagpct_thresh": reject["flagpct_thresh"], "nfield_thresh": reject["nfield_thresh"]}
 
 
 def summary(targets: list[ImagingTarget], tree: RunTree) -> str:

@@ -139,6 +139,15 @@ def thermal_noise(casa: Casa, vis: str, target: ImagingTarget) -> float | None:
     return thermal.mosaic_sigma(terms)
 
 
+def _thermal_or_none(casa: Casa, vis: str, target: ImagingTarget) -> float | None:
+    """A QA number: when it cannot be computed the plane is still imaged (its rms score says so)."""
+    try:
+        return thermal_noise(casa, vis, target)
+    except Exception as e:  # noqa: BLE001
+        log.warning("spw group %s: no expected thermal noise: %s", target.group, e)
+        return None
+
+
 def image_group(tree: RunTree, target: ImagingTarget) -> ImagingResult:
     w = tree.working
     tree.results.mkdir(parents=True, exist_ok=True)
@@ -181,7 +190,7 @@ def image_group(tree: RunTree, target: ImagingTarget) -> ImagingResult:
             target=target, status="ok", images=images, beam=casaimage.beam(tree.abs(images["image"])),
             qa={"wall_s": round(time.time() - t_start, 2), "masks": info["masks"],
                 "VLASSBW": kw["VLASSBW"], "VLASSBWN": kw["VLASSBWN"],
-                "thermal_sigma_jy": thermal_noise(casa, vis, target)},
+                "thermal_sigma_jy": _thermal_or_none(casa, vis, target)},
             tclean_calls=casa.records())
         write_json(res_path, result.to_json())
         return result

@@ -1,4 +1,5 @@
-"""The weblog's plots (matplotlib, Agg): thumbnails of the pbcor cutouts and the plots of stage 11.
+"""The weblog's plots of stage 11 (matplotlib, Agg); the thumbnails are :mod:`.thumbs`, the QA plots
+of stages 6, 7 and 10 :mod:`.qaplots`.
 
 Drawn when the weblog is written, from what the stages left on disk; a plot that cannot be drawn
 is left out with a warning, never fails the weblog.
@@ -9,7 +10,6 @@ import logging
 
 import numpy as np
 
-from .. import casaimage, naming
 from ..heuristics import sefd
 from ..runtree import RunTree
 
@@ -23,30 +23,6 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def thumbnails(tree: RunTree, results) -> dict[str, list[str]]:
-    """One PNG per group and Stokes of the pbcor cutout; paths relative to html/."""
-    plt = _pyplot()
-    out: dict[str, list[str]] = {}
-    (tree.html / "thumbs").mkdir(parents=True, exist_ok=True)
-    for r in results:
-        if r.status != "ok" or "image_pbcor_subim" not in r.images:
-            continue
-        a = casaimage.pixels(tree.abs(r.images["image_pbcor_subim"]))
-        rms = r.qa.get("VLASSRMS") or float(np.nanstd(a[:, :, 0, 0]))
-        names = []
-        for k, s in enumerate("IQUV"):
-            fig, ax = plt.subplots(figsize=(2.2, 2.2))
-            ax.imshow(a[:, :, k, 0].T, origin="lower", cmap="inferno", vmin=-5 * rms, vmax=20 * rms)
-            ax.set_axis_off()
-            ax.set_title(f"{r.label} {s}", fontsize=7)
-            name = naming.thumbnail(r.label, s)
-            fig.savefig(tree.html / name, dpi=70, bbox_inches="tight")
-            plt.close(fig)
-            names.append(name)
-        out[r.label] = names
-    return out
 
 
 def stokes_plots(tree: RunTree, out: dict) -> list[str]:
@@ -75,15 +51,23 @@ def stokes_plots(tree: RunTree, out: dict) -> list[str]:
         fl = np.array([r["I"] for r in rows]) * 1e3
         kp = np.array([r["keep"] for r in rows], bool)
         rms_i = [p["rms_median"]["I"] for p in out["planes"]]
-        ax.loglog(f, fl, "o", mfc="none", color="C0", label="all planes")
+        err = np.array([r["rms_I"] for r in rows]) * 1e3
+        ax.errorbar(f, fl, yerr=err, fmt="o", mfc="none", color="C0", label="all planes (±rms at the region)")
         ax.loglog(f[kp], fl[kp], "o", color="C0", label="kept planes")
         ax.axhspan(1e-6, 2e3 * float(np.median(rms_i)), color="0.85", label="Below 2σ")
         ff = np.linspace(2, 4, 50)
-        for key, style, lab in (("power_law", "-", "3×3 box"), ("power_law_point_source", "--", "beam fit")):
+        for key, style, lab in (("power_law", "-", "box α (NRAO, 3×3 mean)"),
+                                ("power_law_point_source", "--", "beam-fit α")):
             pw = reg.get(key)
             if pw:
+                e = pw.get("alpha_err")
                 ax.plot(ff, 1e3 * pw["I_3GHz"] * (ff / 3) ** pw["alpha"], style,
-                        label=f"{lab}: I(3 GHz) {1e3 * pw['I_3GHz']:.2f} mJy, α {pw['alpha']:.2f}")
+                        label=f"{lab}: I(3 GHz) {1e3 * pw['I_3GHz']:.2f} mJy, α {pw['alpha']:.2f}"
+                              + (f" ± {e:.2f}" if e is not None and np.isfinite(e) else ""))
+        g = reg.get("gate_alpha") or {}
+        if g and not g.get("passed"):
+            ax.text(0.02, 0.02, f"below the S/N gate (I/σ {g['snr']:.1f} < {g['threshold']:.0f}): α not measured",
+                    transform=ax.transAxes, fontsize=7, color="red")
         ax.set(xlabel="Frequency [GHz]", ylabel="Stokes I [mJy/beam]",
                ylim=(max(1e-3, 0.5 * float(np.nanmin(fl[fl > 0])) if (fl > 0).any() else 1e-3), 2 * np.nanmax(fl)))
         ax.legend(fontsize=6)
@@ -97,6 +81,10 @@ def stokes_plots(tree: RunTree, out: dict) -> list[str]:
             ax.plot(lam2, np.degrees(rm["chi0_unwrapped_rad"] + rm["rm_rad_m2"] * lam2), "-",
                     label=f"RM = {rm['rm_rad_m2']:.1f} ± {rm['rm_err']:.1f} rad/m²")
             ax.set(xlabel="λ² [m²]", ylabel="χ [deg]")
+            g = reg.get("gate_rm") or {}
+            if g and not g.get("passed"):
+                ax.set_title(f"below the S/N gate (P/σ {g['snr']:.1f} < {g['threshold']:.0f}): RM not measured",
+                             color="red", fontsize=8)
             ax.legend()
             fig.savefig(d / f"rotation_measure_{name}.png", dpi=80)
             plt.close(fig)
