@@ -1,4 +1,5 @@
-"""The weblog's plots (matplotlib, Agg): thumbnails of the pbcor cutouts and the plots of stage 11.
+"""The weblog's plots (matplotlib, Agg): thumbnails of the pbcor cutouts (read decimated) and the
+plots of stage 11.
 
 Drawn when the weblog is written, from what the stages left on disk; a plot that cannot be drawn
 is left out with a warning, never fails the weblog.
@@ -25,15 +26,27 @@ def _pyplot():
     return plt
 
 
+THUMB_MAX_PX = 512  # a thumbnail is ~150 px wide: reading more of a 6200² cutout only costs memory
+
+
+def decimated(path, max_px: int = THUMB_MAX_PX) -> np.ndarray:
+    """The image's pixels read every n-th pixel along x and y (``getchunk(inc=...)``), n such that
+    neither side exceeds ``max_px``: a thumbnail of a VLASS cutout holds ~1 MB, not 600 MB."""
+    with casaimage.opened(path) as ia:
+        shape = ia.shape()
+        n = max(1, -(-max(shape[0], shape[1]) // max_px))
+        return ia.getchunk(inc=[n, n] + [1] * (len(shape) - 2))
+
+
 def thumbnails(tree: RunTree, results) -> dict[str, list[str]]:
-    """One PNG per group and Stokes of the pbcor cutout; paths relative to html/."""
+    """One PNG per group and Stokes of the pbcor cutout (read decimated); paths relative to html/."""
     plt = _pyplot()
     out: dict[str, list[str]] = {}
     (tree.html / "thumbs").mkdir(parents=True, exist_ok=True)
     for r in results:
         if r.status != "ok" or "image_pbcor_subim" not in r.images:
             continue
-        a = casaimage.pixels(tree.abs(r.images["image_pbcor_subim"]))
+        a = decimated(tree.abs(r.images["image_pbcor_subim"]))
         rms = r.qa.get("VLASSRMS") or float(np.nanstd(a[:, :, 0, 0]))
         names = []
         for k, s in enumerate("IQUV"):
