@@ -69,3 +69,14 @@ def pixels(path: str | Path, blc=None, trc=None, getmask: bool = False):
         if trc is not None:
             kw["trc"] = list(trc)
         return ia.getchunk(getmask=getmask, **kw)
+
+
+def add_history(path: str | Path, origin: str, lines: list[str]) -> None:
+    """Append lines to an image's history (``ia.sethistory``)."""
+    with opened(path) as ia:
+        ia.sethistory(origin=origin, history=list(lines))
+
+
+def history(path: str | Path) -> list[str]:
+    with opened(path) as ia:
+        return [str(x) for x in ia.history(list=False)]

@@ -1,5 +1,5 @@
 """The fan-in after the mapped imaging tasks: which groups go on, which failed, and the per-group loop
-of stages 8-10.
+of stages 8-10, run on several groups at once (:func:`parallel_map`).
 
 One place for each rule: a group's outcome is read from its result files (:func:`imaging_outcomes`),
 the failed groups are :attr:`FanIn.failed`, and "no spw group left" is :func:`require_groups`.
@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from typing import Callable, Iterable
+
+from . import groupworkers
 
 from .exceptions import NothingLeftError
 from .model import FanIn, GroupFailure, ImagingResult, ImagingTarget
@@ -64,18 +66,24 @@ def collect(tree: RunTree, targets: Iterable[ImagingTarget], results: Iterable[I
     return require_groups(fan, "every spw group failed")
 
 
-def for_each_group(tree: RunTree, fan: FanIn, step: str, fn: Callable[[RunTree, ImagingResult], ImagingResult]
-                   ) -> FanIn:
-    """``fn`` on every group still going; a group that fails here is dropped with its error."""
+def for_each_group(tree: RunTree, fan: FanIn, step: str, fn: Callable[[RunTree, ImagingResult], ImagingResult],
+                   workers: int = 1) -> FanIn:
+    """``fn`` on every group still going, ``workers`` groups at once (separate processes when more
+    than one: :mod:`ccip_ops.groupworkers`); a group that fails here is dropped with its error."""
     out, failed = [], list(fan.failed)
-    for r in fan.results:
-        try:
-            out.append(fn(tree, r))
-        except Exception as e:  # noqa: BLE001 - one group's failure must not stop the others
-            log.error("%s failed for spw group %s: %s", step, r.group, e)
-            failed.append(GroupFailure(r.group, r.label, str(e), stage=step))
+    items = [(fn, tree, r.to_json()) for r in fan.results]  # the typed values travel as their JSON
+    for r, (ok, value) in zip(fan.results, groupworkers.parallel_map(_on_group, items, workers)):
+        if ok:
+            out.append(ImagingResult.from_json(value))
+        else:  # one group's failure must not stop the others
+            log.error("%s failed for spw group %s: %s", step, r.group, value)
+            failed.append(GroupFailure(r.group, r.label, str(value), stage=step))
     fan = save(tree, replace(fan, results=tuple(out), failed=tuple(failed)))
     return require_groups(fan, step)
+
+
+def _on_group(fn, tree: RunTree, result: dict) -> dict:
+    return fn(tree, ImagingResult.from_json(result)).to_json()
 
 
 def qa_score(fan: FanIn) -> float:

@@ -143,19 +143,24 @@ def collect(ctx, targets, results) -> FanIn:
                           for r in results or []])
 
 
-def _per_group(ctx, fan, step: str, fn) -> FanIn:
+def _workers(workers: int | None) -> int:
+    """Groups a fan-in step works on at once: what its task holds of the pool, else the setting."""
+    return int(workers) if workers else settings.fanin_slots()
+
+
+def _per_group(ctx, fan, step: str, fn, workers: int | None = None) -> FanIn:
     ctx, fan = _ctx(ctx), _fan(fan)
     with recording(ctx.tree, step) as s:
-        fan = fanin.for_each_group(ctx.tree, fan, step, fn)
+        fan = fanin.for_each_group(ctx.tree, fan, step, fn, _workers(workers))
         s.notes, s.qa = fanin.notes(fan), fanin.qa_score(fan)
     return fan
 
 
-def pbcor(ctx, fan) -> FanIn:
+def pbcor(ctx, fan, workers: int | None = None) -> FanIn:
     ctx = _ctx(ctx)
     with recording(ctx.tree, "pbcor") as s:
         fan = pbcormod.reject_planes(ctx.tree, fanin.for_each_group(ctx.tree, _fan(fan), "pbcor",
-                                                                    pbcormod.pbcor_group))
+                                                                    pbcormod.pbcor_group, _workers(workers)))
         fanin.save(ctx.tree, fan)
         s.notes = pbcormod.notes(fan)
         s.set_scores(stagescores.pbcor(fan))
@@ -163,30 +168,30 @@ def pbcor(ctx, fan) -> FanIn:
     return fan
 
 
-def rmsimages(ctx, fan) -> FanIn:
-    return _per_group(ctx, fan, "rmsimages", rmsmod.rms_image)
+def rmsimages(ctx, fan, workers: int | None = None) -> FanIn:
+    return _per_group(ctx, fan, "rmsimages", rmsmod.rms_image, workers)
 
 
-def cutouts(ctx, fan) -> FanIn:
+def cutouts(ctx, fan, workers: int | None = None) -> FanIn:
     ctx = _ctx(ctx)
     with recording(ctx.tree, "cutouts") as s:
-        fan = fanin.for_each_group(ctx.tree, _fan(fan), "cutouts", cutoutsmod.cut_group)
+        fan = fanin.for_each_group(ctx.tree, _fan(fan), "cutouts", cutoutsmod.cut_group, _workers(workers))
         s.notes = fanin.notes(fan)
         s.set_scores(stagescores.cutouts(fan))
     return fan
 
 
-def analyzestokes(ctx, fan) -> FanIn:
+def analyzestokes(ctx, fan, workers: int | None = None) -> FanIn:
     ctx, fan = _ctx(ctx), _fan(fan)
     with recording(ctx.tree, "analyzestokes") as s:
-        s.notes = stokesmod.notes(stokesmod.analyze_stokes(ctx.tree, fan.results, fan.planes))
+        s.notes = stokesmod.notes(stokesmod.analyze_stokes(ctx.tree, fan.results, fan.planes, _workers(workers)))
     return fan
 
 
-def export(ctx, fan) -> FanIn:
+def export(ctx, fan, workers: int | None = None) -> FanIn:
     ctx, fan = _ctx(ctx), _fan(fan)
     with recording(ctx.tree, "export") as s:
-        out = exportmod.export_products(ctx.tree, fan, ctx.vis)
+        out = exportmod.export_products(ctx.tree, fan, ctx.vis, _workers(workers))
         s.notes = f"{len(out['fits'])} FITS"
     return fanin.save(ctx.tree, replace(fan, products=tuple(out["fits"])))
 

@@ -7,6 +7,10 @@ distributed Airflow (``scripts/``, ``docker/``) read the same names.
   ``<project>/.data/archive`` and ``<project>/.data/work``;
 - the ``casa_imaging`` pool: every CASA-heavy task holds slots of it, so its size says how many
   CASA processes run on the workers at once (``CCIP_IMAGING_SLOTS``, default one per core);
+- how many spw groups each fan-in task (pbcor, rms images, cutouts, analysis, export) works on at
+  once: it holds as many slots of the same pool (``CCIP_FANIN_SLOTS``, default the pool's size,
+  never more: a task holding more slots than the pool has would never run); the serial runner
+  uses the same number of processes;
 - how long an imaging task may run (``CCIP_IMAGING_TIMEOUT_H``, default 24 h), which the Celery
   broker's visibility timeout must exceed (``docker/airflow.env``);
 - the Airflow connection through which the archive sweep calls the REST API (``ccip_airflow_api``).
@@ -50,6 +54,13 @@ def positive_int(name: str, what: str, env=None) -> int | None:
 def imaging_slots(env=None) -> int:
     """Size of the ``casa_imaging`` pool: ``$CCIP_IMAGING_SLOTS``, default one per core."""
     return positive_int("CCIP_IMAGING_SLOTS", f"slots of the {IMAGING_POOL} pool", env) or os.cpu_count() or 2
+
+
+def fanin_slots(env=None) -> int:
+    """Slots of the ``casa_imaging`` pool a fan-in task holds = spw groups it works on at once:
+    ``$CCIP_FANIN_SLOTS``, default (and at most) :func:`imaging_slots`."""
+    pool = imaging_slots(env)
+    return min(positive_int("CCIP_FANIN_SLOTS", "spw groups a fan-in task works on at once", env) or pool, pool)
 
 
 def imaging_timeout_h(env=None) -> float:

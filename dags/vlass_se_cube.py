@@ -21,9 +21,15 @@ from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from ccip_ops.runparams import SCHEMAS
-from ccip_ops.settings import IMAGING_POOL, imaging_timeout_h
+from ccip_ops.settings import IMAGING_POOL, fanin_slots, imaging_timeout_h
 
 IMAGING_TIMEOUT = timedelta(hours=imaging_timeout_h())
+FANIN_SLOTS = fanin_slots()  # each fan-in task works on this many spw groups at once, holding as many slots
+
+
+def _slots() -> int:
+    """The pool slots this task holds: the number of groups its stage works on at once."""
+    return int(get_current_context()["ti"].task.pool_slots or 1)
 
 
 def _step(name: str, *args, **kw):
@@ -100,25 +106,25 @@ def vlass_se_cube():
     def collect(ctx: dict, targets: list[dict], results) -> dict:
         return _step("collect", ctx, targets, list(results or []))
 
-    @task
+    @task(pool=IMAGING_POOL, pool_slots=FANIN_SLOTS)
     def pbcor(ctx: dict, fan: dict) -> dict:
-        return _step("pbcor", ctx, fan)
+        return _step("pbcor", ctx, fan, workers=_slots())
 
-    @task
+    @task(pool=IMAGING_POOL, pool_slots=FANIN_SLOTS)
     def rmsimages(ctx: dict, fan: dict) -> dict:
-        return _step("rmsimages", ctx, fan)
+        return _step("rmsimages", ctx, fan, workers=_slots())
 
-    @task
+    @task(pool=IMAGING_POOL, pool_slots=FANIN_SLOTS)
     def cutouts(ctx: dict, fan: dict) -> dict:
-        return _step("cutouts", ctx, fan)
+        return _step("cutouts", ctx, fan, workers=_slots())
 
-    @task
+    @task(pool=IMAGING_POOL, pool_slots=FANIN_SLOTS)
     def analyzestokes(ctx: dict, fan: dict) -> dict:
-        return _step("analyzestokes", ctx, fan)
+        return _step("analyzestokes", ctx, fan, workers=_slots())
 
-    @task
+    @task(pool=IMAGING_POOL, pool_slots=FANIN_SLOTS)
     def export(ctx: dict, fan: dict) -> dict:
-        return _step("export", ctx, fan)
+        return _step("export", ctx, fan, workers=_slots())
 
     @task(trigger_rule="all_done", retries=1)
     def weblog() -> str:

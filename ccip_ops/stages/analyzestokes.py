@@ -17,6 +17,12 @@ below its gate keeps its fit in the data but says "below the S/N gate". The resu
 export delivers to ``products/``. Entry point :func:`analyze_stokes`; the result is the stage's
 data (its plots are drawn by the weblog). A plane whose cutout is missing or blank is skipped
 with a warning naming it; with no usable plane the stage fails (NothingLeftError).
+
+Reads (bounded memory at VLASS size, 16 planes of 6200² IQUV cutouts): each plane's cutouts are read
+one Stokes plane at a time for the blank check and the median rms, several planes at once in
+separate processes (:func:`plane_summary`, ``workers``); the peak search reads the I, Q, U planes of
+the lowest-frequency cutout and the two masks only inside the cutout box; the per-region values read
+only the box around the region. No plane's whole cube is kept.
 """
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ import math
 
 import numpy as np
 
-from .. import casaimage, naming
+from .. import casaimage, groupworkers, naming
 from ..exceptions import NothingLeftError
 from ..heuristics import sefd
 from ..heuristics.spectra import fit_power_law, fit_rm, point_source_peak, snr_gate
@@ -35,61 +41,100 @@ from ..runtree import RunTree, write_json
 log = logging.getLogger("ccip")
 
 
-def _read(path, stokes_i_only=False):
-    a = casaimage.pixels(path)
-    return a[:, :, 0, 0] if stokes_i_only else a
+def _plane(ia, k: int, box=None) -> np.ndarray:
+    """Stokes plane ``k`` (first channel) of an open image, or its x/y box (blcx, blcy, trcx, trcy)."""
+    nx, ny = ia.shape()[:2]
+    b = box or (0, 0, nx - 1, ny - 1)
+    return ia.getchunk(blc=[b[0], b[1], k, 0], trc=[b[2], b[3], k, 0])[:, :, 0, 0]
 
 
 def _mask_plane(tree: RunTree, res: ImagingResult, kind: str, iteration: int) -> np.ndarray | None:
+    """The mask inside the group's cutout box (read from the whole-image mask only there)."""
     p = tree.working / res.target.names.name(kind, iteration)
     if not p.exists():
         log.warning("mask %s is missing: not used in the peak search", p.name)
         return None
-    m = _read(p, stokes_i_only=True)
-    box = res.qa.get("cutout_box")
-    if box:
-        m = m[box[0]:box[2] + 1, box[1]:box[3] + 1]
+    with casaimage.opened(p) as ia:
+        m = _plane(ia, 0, res.qa.get("cutout_box"))
     return m > 0.5
 
 
-def analyze_stokes(tree: RunTree, results: tuple[ImagingResult, ...], planes: tuple[Plane, ...]) -> dict:
+def plane_summary(pbcor: str, rms: str) -> dict:
+    """What the analysis needs of one plane's whole cutouts, read one Stokes plane at a time (memory
+    bounded by one plane, whatever the number of groups): blank or not, the median rms per Stokes."""
+    blank = True
+    with casaimage.opened(pbcor) as ia:
+        for k in range(ia.shape()[2]):
+            a = _plane(ia, k)
+            if np.isfinite(a).any() and np.nanmax(np.abs(a)) != 0:
+                blank = False
+                break
+    if blank:
+        return {"blank": True}
+    with casaimage.opened(rms) as ia:  # over the unmasked pixels, as VLASSRMS: one Stokes plane at a time
+        med = {}
+        for k, s in enumerate("IQUV"):
+            nx, ny = ia.shape()[:2]
+            good = ia.getchunk(blc=[0, 0, k, 0], trc=[nx - 1, ny - 1, k, 0], getmask=True)
+            med.update(masked_medians(_plane(ia, k)[:, :, None, None], good, "IQUV"[k]))
+        return {"blank": False, "rms_median": med}
+
+
+def _window(path, x: int, y: int, h: int) -> tuple[np.ndarray, int, int]:
+    """The IQUV pixels of the box of half-width ``h`` around (x, y) (clipped at the edges), and its blc."""
+    with casaimage.opened(path) as ia:
+        nx, ny = ia.shape()[:2]
+        x0, y0 = max(x - h, 0), max(y - h, 0)
+        a = ia.getchunk(blc=[x0, y0, 0, 0], trc=[min(x + h, nx - 1), min(y + h, ny - 1), 3, 0])
+    return a, x0, y0
+
+
+def analyze_stokes(tree: RunTree, results: tuple[ImagingResult, ...], planes: tuple[Plane, ...],
+                   workers: int = 1) -> dict:
     keep_of = {p.group: p.keep for p in planes}
     ok = [r for r in results if r.status == "ok" and r.images.get("image_pbcor_subim")]
-    cubes = []
+    usable = []
     for r in ok:
-        path = tree.abs(r.images["image_pbcor_subim"])
+        path, rms_path = tree.abs(r.images["image_pbcor_subim"]), tree.abs(r.images["rms_subim"])
         if not path.exists():
             log.warning("pbcor cutout of spw group %s is missing (%s): plane skipped", r.target.group, path.name)
-            continue
-        a = _read(path)
-        if not np.isfinite(a).any() or np.nanmax(np.abs(a)) == 0:
+        elif not rms_path.exists():
+            log.warning("rms cutout of spw group %s is missing (%s): plane skipped", r.target.group, rms_path.name)
+        else:
+            usable.append((r, path, rms_path))
+    cubes = []  # (result, pbcor cutout, rms cutout, rms medians): paths, no pixels
+    for (r, path, rms_path), (done, info) in zip(usable, groupworkers.parallel_map(
+            plane_summary, [(str(p), str(q)) for _, p, q in usable], workers)):
+        if not done:
+            raise groupworkers.failure(info, f"reading the cutouts of spw group {r.target.group}: {info}")
+        if info["blank"]:
             log.warning("pbcor cutout of spw group %s is blank (%s): plane skipped", r.target.group, path.name)
             continue
-        rms_path = tree.abs(r.images["rms_subim"])
-        if not rms_path.exists():
-            log.warning("rms cutout of spw group %s is missing (%s): plane skipped", r.target.group, rms_path.name)
-            continue
-        cubes.append((r, a, _read(rms_path), casaimage.pixels(rms_path, getmask=True)))
+        cubes.append((r, path, rms_path, info["rms_median"]))
     if not cubes:
         raise NothingLeftError("no usable pbcor cutout: nothing to analyse")
     cubes.sort(key=lambda c: c[0].target.reffreq_hz)
     low, high = cubes[0], cubes[-1]
     m2 = _mask_plane(tree, high[0], "cleanmask", 2)
     m3 = _mask_plane(tree, high[0], "mask", 3)
-    search = np.ones(low[1].shape[:2], bool)
+    with casaimage.opened(low[1]) as ia:
+        I, Q, U = (_plane(ia, k) for k in range(3))
+    search = np.ones(I.shape, bool)
     for m in (m2, m3):
         if m is not None and m.shape == search.shape:
             search &= m
+    del m2, m3
     if not search.any():
         log.warning("peak-search mask is empty: searching the whole cutout")
         search[:] = True
-    I, Q, U = low[1][:, :, 0, 0], low[1][:, :, 1, 0], low[1][:, :, 2, 0]
     lpi = np.hypot(Q, U)
+    del Q, U
     rois = {}
     for name, plane in (("peak_stokesi", I), ("peak_linpolint", lpi)):
         x, y = np.unravel_index(np.nanargmax(np.where(search, plane, -np.inf)), plane.shape)
         rois[name] = {"x": int(x), "y": int(y)}
-    with casaimage.opened(tree.abs(low[0].images["image_pbcor_subim"])) as ia:
+    del I, lpi, search
+    with casaimage.opened(low[1]) as ia:
         cs = ia.coordsys()
     for roi in rois.values():
         w = cs.toworld([roi["x"], roi["y"], 0, 0])["numeric"]
@@ -97,25 +142,27 @@ def analyze_stokes(tree: RunTree, results: tuple[ImagingResult, ...], planes: tu
     cell_arcsec = abs(math.degrees(cs.increment(format="n", type="direction")["numeric"][0])) * 3600
     cs.done()
     out = {"regions": {}, "planes": [], "cell_arcsec": cell_arcsec}
-    for r, a, rms, rms_mask in cubes:
+    for r, _, _, rms_median in cubes:
         out["planes"].append({"group": r.target.group, "freq_hz": r.target.reffreq_hz,
                               "keep": keep_of.get(r.target.group, True),
-                              "rms_median": masked_medians(rms, rms_mask),
+                              "rms_median": rms_median,
                               "beam": r.beam.to_json() if r.beam else {},
                               "beam_area_arcsec2": r.beam.area_arcsec2 if r.beam else 0.0})
     for name, roi in rois.items():
         rows = []
         x, y = roi["x"], roi["y"]
-        for (r, a, rms, _), pl in zip(cubes, out["planes"]):
-            sl = (slice(max(x - 1, 0), x + 2), slice(max(y - 1, 0), y + 2))
+        for (r, path, rms_path, _), pl in zip(cubes, out["planes"]):
+            beam = r.beam.to_json() if r.beam else {}
+            h = max(2, int(math.ceil(beam["bmaj"] / cell_arcsec))) if beam.get("bmaj") else 1
+            a, x0, y0 = _window(path, x, y, h)  # the fit's window (point_source_peak) holds the 3x3 box
+            rms, rx0, ry0 = _window(rms_path, x, y, 1)
+            sl = (slice(max(x - 1, 0) - x0, x + 2 - x0), slice(max(y - 1, 0) - y0, y + 2 - y0))
+            rsl = (slice(max(x - 1, 0) - rx0, x + 2 - rx0), slice(max(y - 1, 0) - ry0, y + 2 - ry0))
             vals = {s: float(np.mean(a[sl][:, :, k, 0])) for k, s in enumerate("IQUV")}
             rows.append({**vals, "group": pl["group"], "freq_hz": pl["freq_hz"], "keep": pl["keep"],
-                         "I_point": point_source_peak(a[:, :, 0, 0], x, y, r.beam.to_json() if r.beam else {},
-                                                      cell_arcsec),
-                         "rms_I": float(np.mean(rms[sl][:, :, 0, 0])),
-                         "rms_Q": float(np.mean(rms[sl][:, :, 1, 0])), "rms_U": float(np.mean(rms[sl][:, :, 2, 0]))})
-        f = np.array([r_["freq_hz"] for r_ in rows])
-        keep = np.array([r_["keep"] for r_ in rows])
+                         "I_point": point_source_peak(a[:, :, 0, 0], x - x0, y - y0, beam, cell_arcsec),
+                         "rms_I": float(np.mean(rms[rsl][:, :, 0, 0])),
+                         "rms_Q": float(np.mean(rms[rsl][:, :, 1, 0])), "rms_U": float(np.mean(rms[rsl][:, :, 2, 0]))})
         out["regions"][name] = {**roi, "measurements": rows, **region_fits(rows)}
     pl = out["planes"]
     if pl:
@@ -127,10 +174,11 @@ def analyze_stokes(tree: RunTree, results: tuple[ImagingResult, ...], planes: tu
     return out
 
 
-def masked_medians(rms: np.ndarray, mask: np.ndarray) -> dict:
-    """Median per Stokes of the rms image over its unmasked (good) finite pixels, as VLASSRMS."""
+def masked_medians(rms: np.ndarray, mask: np.ndarray, stokes: str = "IQUV") -> dict:
+    """Median per Stokes of the rms image over its unmasked (good) finite pixels, as VLASSRMS
+    (``rms``/``mask`` hold the Stokes planes named by ``stokes``, in that order)."""
     return {s: float(np.median(v)) if (v := rms[:, :, k, 0][mask[:, :, k, 0] & np.isfinite(rms[:, :, k, 0])]).size
-            else float("nan") for k, s in enumerate("IQUV")}
+            else float("nan") for k, s in enumerate(stokes)}
 
 
 def region_fits(rows: list[dict]) -> dict:

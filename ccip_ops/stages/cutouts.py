@@ -5,19 +5,19 @@ image.residual.pbcor, pb -> ``<input>.subim``. Side: the whole image when it is 
 1 deg + 2 arcmin wide, else ``round_half_up(3600 (1 + 2/60) / cell)`` pixels, centred at
 (nx//2, ny//2). ``VLASSPK`` (Stokes-I max of the pbcor cutout) and ``VLASSRMS`` (Stokes-I
 median of the rms cutout), ``VLASSPL``, ``VLASSITY`` go into the miscinfo of the pbcor and rms
-cutouts. Robust statistics per Stokes are returned for the weblog and the analysis.
-Entry point: :func:`cut_group`.
+cutouts. Robust statistics per Stokes are returned for the weblog and the analysis; they are
+CASA's own (``ia.statistics``, one pass that holds no whole image), over the unmasked finite pixels.
+The rms image covers the cutout and a margin (stage 9): its cutout is the same sky box, shifted by
+where the rms image starts. Entry point: :func:`cut_group`.
 """
 from __future__ import annotations
 
 import decimal
 import math
 
-import numpy as np
-
 from .. import casaimage, naming
 from ..heuristics.imaging import image_type
-from ..heuristics.stats import robust
+from ..heuristics.stats import from_casa
 from ..model import ImagingResult
 from ..runtree import RunTree, remove
 from ._casa import Casa
@@ -36,29 +36,46 @@ def cutout_box(nx: int, ny: int, cell_arcsec: float, refpix_x: float) -> tuple[i
     return blcx, blcy, trcx, trcy
 
 
-def stokes_stats(path: str) -> dict:
+def cutout_geometry(path) -> tuple[tuple[int, int], float, tuple[int, int, int, int] | None]:
+    """((nx, ny), cell in arcsec, cutout box or None) of an image, from its header only."""
     with casaimage.opened(path) as ia:
-        a, m = ia.getchunk(), ia.getchunk(getmask=True)
+        shape = ia.shape()
+        cs = ia.coordsys()
+    try:
+        cell = abs(cs.increment()["numeric"][0]) * 180 / math.pi * 3600
+        return (int(shape[0]), int(shape[1])), cell, cutout_box(shape[0], shape[1], cell,
+                                                                cs.referencepixel()["numeric"][0])
+    finally:
+        cs.done()
+
+
+def stokes_stats(path: str) -> dict:
+    """Robust statistics per Stokes plane of an image, by CASA over its unmasked finite pixels."""
+    p = str(path).replace('"', '\\"')
+    with casaimage.opened(path) as ia:
         cs = ia.coordsys()
         labels = cs.stokes()
         cs.done()
-    return {s: robust(np.where(m[:, :, k, :], a[:, :, k, :], np.nan)) for k, s in enumerate(labels)}
+        rec = ia.statistics(axes=[0, 1, 3], robust=True, mask=f'!isnan("{p}")', list=False, verbose=False)
+    return {s: from_casa(rec, k) for k, s in enumerate(labels)}
+
+
+def _shifted(box, origin) -> str:
+    if box is None:
+        return ""
+    ox, oy = (origin or (0, 0))[:2]
+    return ",".join(map(str, (box[0] - ox, box[1] - oy, box[2] - ox, box[3] - oy)))
 
 
 def cut_group(tree: RunTree, result: ImagingResult) -> ImagingResult:
     casa = Casa(tree.working, f"cutouts.{result.label}")
-    with casaimage.opened(tree.abs(result.images["image"])) as ia:
-        shape = ia.shape()
-        cs = ia.coordsys()
-    cell = abs(cs.increment()["numeric"][0]) * 180 / math.pi * 3600
-    box = cutout_box(shape[0], shape[1], cell, cs.referencepixel()["numeric"][0])
-    cs.done()
-    boxstr = "" if box is None else ",".join(map(str, box))
+    _, _, box = cutout_geometry(tree.abs(result.images["image"]))
     stats, cut = {}, {}
     for kind in naming.CUT_KINDS:
         src = tree.abs(result.images[kind])
         out = src.with_name(naming.subim(src.name))
         remove(out)
+        boxstr = _shifted(box, result.qa.get("rms_region") if kind == "rms" else None)
         casa("imsubimage", imagename=str(src), outfile=str(out), box=boxstr, dropdeg=False, overwrite=True)
         cut[f"{kind}_subim"] = tree.rel(out)
         if kind in ("image", "residual", "image_pbcor", "rms", "pb"):

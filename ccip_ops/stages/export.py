@@ -9,7 +9,8 @@ the common-beam/common-WCS ``.com`` pair of each plane (:mod:`.combeam`; not in 
 parameter lists, ``casa_commands.log``, stage 11's ``stokes_analysis.ecsv`` (in the manifest as
 ``analysis_table``) and ``pipeline_manifest.xml`` are written too. Everything is staged in ``working/export_staging`` and moved into
 ``products/`` only when complete: a failed export leaves no half-written product, and a
-re-run replaces the earlier files. Entry point: :func:`export_products`.
+re-run replaces the earlier files. The planes are exported ``workers`` at once, each in its own
+process (:func:`export_plane`). Entry point: :func:`export_products`.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import xml.dom.minidom
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .. import PIPELINE_VERSION, casa_env, casaimage, naming
+from .. import PIPELINE_VERSION, casa_env, casaimage, groupworkers, naming
 from ..model import FanIn, ImagingResult
 from ..runtree import RunTree, remove, write_json
 from . import combeam
@@ -58,40 +59,25 @@ def _vlass_header(rj: bool, pol: str, fname: str) -> dict:
     return {"VLASSRJ": rj, "VLASSPL": pol, "VLASSITY": image_type(fname)}
 
 
-def export_products(tree: RunTree, fan: FanIn, vis_rel: str) -> dict:
-    casa = Casa(tree.working, "export")
+def export_products(tree: RunTree, fan: FanIn, vis_rel: str, workers: int = 1) -> dict:
     stage = tree.working / "export_staging"
     remove(stage)
     stage.mkdir()
     keep_of = fan.keep_of()
     t0, t1 = observation_times(str(tree.abs(vis_rel)))
-    mid = 0.5 * (t0 + t1)
-    fits_names, com_names, com_skipped = [], [], []
     ok = sorted((r for r in fan.results if r.status == "ok"), key=lambda r: r.target.reffreq_hz)
     kept_beams = [r.beam.to_json() for r in ok if keep_of.get(r.group, True) and r.beam]
     target = combeam.common_beam(kept_beams or [r.beam.to_json() for r in ok if r.beam])
-    for r in ok:
-        rj = not keep_of.get(r.group, True)
-        pk, rms = r.qa.get("VLASSPK"), r.qa.get("VLASSRMS")
-        for kind in ("image_pbcor_subim", "rms_subim"):
-            src = tree.abs(r.images[kind])
-            for pol in naming.STOKES_SPLIT:
-                split = stage / naming.split_stokes(src.name, pol)
-                casa("imsubimage", imagename=str(src), outfile=str(split), stokes=pol, dropdeg=False, overwrite=True)
-                casaimage.update_miscinfo(split, VLASSPL=pol, VLASSPK=pk, VLASSRMS=rms, VLASSRJ=rj)
-                fname = naming.exported(src.name, pol).format()
-                casa("exportfits", imagename=str(split), fitsimage=str(stage / fname), overwrite=True,
-                     stokeslast=True)
-                remove(split)
-                fix_header(stage / fname, t0, t1, _vlass_header(rj, pol, fname))
-                correct_position(stage / fname, mid)
-                add_checksums(stage / fname)
-                fits_names.append(fname)
-        try:
-            com_names += _com_pair(tree, r, stage, target, t0, t1, pk, rms, rj)
-        except Exception as e:  # noqa: BLE001 - one plane's .com failing must not lose the others (§9.4)
-            log.warning("spw group %s: no .com images: %s", r.group, e)
-            com_skipped.append({"group": r.group, "error": str(e)})
+    fits_names, com_names, com_skipped = [], [], []
+    # the planes are independent: ``workers`` of them at once, each in its own process
+    for r, (done, plane) in zip(ok, groupworkers.parallel_map(
+            export_plane, [(tree, r.to_json(), stage, target, t0, t1, not keep_of.get(r.group, True)) for r in ok],
+            workers)):
+        if not done:
+            raise groupworkers.failure(plane, f"export of spw group {r.group}: {plane}")
+        fits_names += plane["fits"]
+        com_names += plane["com"]
+        com_skipped += plane["com_skipped"]
     for p in PARAMETER_LISTS:
         shutil.copy2(tree.working / p, stage / p)
     shutil.copy2(tree.working / naming.CASA_COMMANDS, stage / naming.CASA_COMMANDS)
@@ -107,7 +93,7 @@ def export_products(tree: RunTree, fan: FanIn, vis_rel: str) -> dict:
         shutil.move(str(f), str(dst))
     remove(stage)
     out = {"fits": fits_names, "com": com_names, "com_skipped": com_skipped, "common_beam": target,
-           "manifest": "products/pipeline_manifest.xml", "mid_mjd": mid}
+           "manifest": "products/pipeline_manifest.xml", "mid_mjd": 0.5 * (t0 + t1)}
     write_json(tree.stage_data("export"), out)
     return out
 
@@ -120,6 +106,37 @@ def _analysis_tables(tree: RunTree, stage: Path) -> tuple[str, ...]:
         return ()
     shutil.copy2(src, stage / src.name)
     return (src.name,)
+
+
+def export_plane(tree: RunTree, result: dict, stage: Path, target: dict, t0: float, t1: float,
+                 rj: bool) -> dict:
+    """One plane's IQU and V FITS of its pbcor and rms cutouts, and its ``.com`` pair, into ``stage``
+    (the plane's ImagingResult as JSON: it travels to a worker process)."""
+    r = ImagingResult.from_json(result)
+    casa = Casa(tree.working, f"export.{r.label}")
+    mid = 0.5 * (t0 + t1)
+    pk, rms = r.qa.get("VLASSPK"), r.qa.get("VLASSRMS")
+    fits_names, com_names, com_skipped = [], [], []
+    for kind in ("image_pbcor_subim", "rms_subim"):
+        src = tree.abs(r.images[kind])
+        for pol in naming.STOKES_SPLIT:
+            split = stage / naming.split_stokes(src.name, pol)
+            casa("imsubimage", imagename=str(src), outfile=str(split), stokes=pol, dropdeg=False, overwrite=True)
+            casaimage.update_miscinfo(split, VLASSPL=pol, VLASSPK=pk, VLASSRMS=rms, VLASSRJ=rj)
+            fname = naming.exported(src.name, pol).format()
+            casa("exportfits", imagename=str(split), fitsimage=str(stage / fname), overwrite=True,
+                 stokeslast=True)
+            remove(split)
+            fix_header(stage / fname, t0, t1, _vlass_header(rj, pol, fname))
+            correct_position(stage / fname, mid)
+            add_checksums(stage / fname)
+            fits_names.append(fname)
+    try:
+        com_names += _com_pair(tree, r, stage, target, t0, t1, pk, rms, rj)
+    except Exception as e:  # noqa: BLE001 - one plane's .com failing must not lose the others (§9.4)
+        log.warning("spw group %s: no .com images: %s", r.group, e)
+        com_skipped.append({"group": r.group, "error": str(e)})
+    return {"fits": fits_names, "com": com_names, "com_skipped": com_skipped}
 
 
 def _com_pair(tree: RunTree, r: ImagingResult, stage: Path, target: dict, t0: float, t1: float,

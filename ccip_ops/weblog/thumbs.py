@@ -1,7 +1,8 @@
 """Thumbnails of the pbcor cutouts (spec §7 'Weblog plots'): one PNG per plane and Stokes, with sky
 axes (astropy WCSAxes), NRAO's colour range −5 to +20 × the plane's median rms under an asinh
 stretch (``astropy.visualization``), a colour bar, the restoring beam (lower left) and the
-clean-mask contours (iter2 clean mask in cyan, iter3 pb mask in white: the peak-search masks)."""
+clean-mask contours (iter2 clean mask in cyan, iter3 pb mask in white: the peak-search masks).
+Images and masks are read decimated (at most :data:`THUMB_MAX_PX` a side), never whole."""
 from __future__ import annotations
 
 import math
@@ -33,14 +34,30 @@ def celestial_wcs(path):
     return w
 
 
-def _mask(tree: RunTree, r, kind: str, iteration: int, shape) -> np.ndarray | None:
+THUMB_MAX_PX = 512  # a thumbnail is ~250 px wide: reading more of a 6200² cutout only costs memory
+
+
+def step(shape, max_px: int = THUMB_MAX_PX) -> int:
+    """Every n-th pixel along x and y, n such that neither side read exceeds ``max_px``."""
+    return max(1, -(-max(shape[0], shape[1]) // max_px))
+
+
+def decimated(path, n: int, blc=None, trc=None) -> np.ndarray:
+    """The image's pixels (of the box blc..trc) read every n-th pixel along x and y
+    (``getchunk(inc=...)``): a thumbnail of a VLASS cutout holds ~1 MB, not 600 MB."""
+    with casaimage.opened(path) as ia:
+        kw = {"blc": list(blc), "trc": list(trc)} if blc is not None else {}
+        return ia.getchunk(inc=[n, n] + [1] * (len(ia.shape()) - 2), **kw)
+
+
+def _mask(tree: RunTree, r, kind: str, iteration: int, shape, n: int) -> np.ndarray | None:
+    """The mask's first plane inside the cutout box, read decimated like the thumbnail."""
     p = tree.working / r.target.names.name(kind, iteration)
     if not p.exists():
         return None
-    m = casaimage.pixels(p)[:, :, 0, 0]
     box = r.qa.get("cutout_box")
-    if box:
-        m = m[box[0]:box[2] + 1, box[1]:box[3] + 1]
+    m = decimated(p, n, [box[0], box[1], 0, 0], [box[2], box[3], 0, 0]) if box else decimated(p, n)
+    m = m[:, :, 0, 0]
     return m if m.shape == tuple(shape) else None
 
 
@@ -59,10 +76,13 @@ def thumbnails(tree: RunTree, results) -> dict[str, list[str]]:
         if r.status != "ok" or "image_pbcor_subim" not in r.images:
             continue
         path = tree.abs(r.images["image_pbcor_subim"])
-        a = casaimage.pixels(path)
-        wcs = celestial_wcs(path)
+        with casaimage.opened(path) as ia:
+            n = step(ia.shape())
+        a = decimated(path, n)
+        wcs = celestial_wcs(path)[::n, ::n]  # the grid of the pixels read
         cell = abs(wcs.wcs.cdelt[0]) * 3600
-        masks = [(_mask(tree, r, "cleanmask", 2, a.shape[:2]), "cyan"), (_mask(tree, r, "mask", 3, a.shape[:2]), "white")]
+        masks = [(_mask(tree, r, "cleanmask", 2, a.shape[:2], n), "cyan"),
+                 (_mask(tree, r, "mask", 3, a.shape[:2], n), "white")]
         rms_stats = (r.qa.get("stats") or {}).get("rms") or {}
         names = []
         for k, s in enumerate("IQUV"):
