@@ -9,6 +9,8 @@ distributed Airflow (``scripts/``, ``docker/``) read the same names.
   CASA processes run on the workers at once (``CCIP_IMAGING_SLOTS``, default one per core);
 - how long an imaging task may run (``CCIP_IMAGING_TIMEOUT_H``, default 24 h), which the Celery
   broker's visibility timeout must exceed (``docker/airflow.env``);
+- how often a running CASA call says it is still running in the task log
+  (``CCIP_CASA_HEARTBEAT_S``, default 300 s; 0 turns the heartbeat off);
 - the Airflow connection through which the archive sweep calls the REST API (``ccip_airflow_api``).
 """
 from __future__ import annotations
@@ -59,3 +61,16 @@ def imaging_timeout_h(env=None) -> float:
     if h <= 0:
         raise ValueError(f"CCIP_IMAGING_TIMEOUT_H={raw!r}: expected a positive number of hours")
     return h
+
+
+def casa_heartbeat_s(env=None) -> float:
+    """Seconds between the heartbeat lines of a running CASA call: ``$CCIP_CASA_HEARTBEAT_S``,
+    default 300; 0 turns them off."""
+    raw = str((os.environ if env is None else env).get("CCIP_CASA_HEARTBEAT_S") or "300").strip()
+    try:
+        s = float(raw)
+    except ValueError:
+        s = -1.0
+    if not s >= 0:
+        raise ValueError(f"CCIP_CASA_HEARTBEAT_S={raw!r}: expected a number of seconds >= 0 (0: no heartbeat)")
+    return s
