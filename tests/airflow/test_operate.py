@@ -112,6 +112,13 @@ def test_the_completed_runs_weblog_is_served_in_the_ui(standalone, field_run, cl
     # never without a login, never outside html/ and products/
     assert api.fetch(weblog_path(run_id), auth=False)[0] in (401, 403)
     assert api.fetch(weblog_path(run_id, "working/stages.json"))[0] == 404
+    # the run's CASA logs, listed and served as text (issue 17)
+    code, page, _ = api.fetch(weblog_path(run_id, "logs/"))
+    assert code == 200 and b"export.casa.log" in page and b"casa_commands.log" in page
+    code, text, ctype = api.fetch(weblog_path(run_id, "working/logs/export.casa.log"))
+    assert code == 200 and ctype.startswith("text/plain") and b"exportfits" in text
+    code, text, _ = api.fetch(weblog_path(run_id, "working/casa_commands.log"))
+    assert code == 200 and b"exportfits(" in text
     assert api.fetch(weblog_path(run_id, "html/../../../x"))[0] == 404
     # the plugin links the weblog from every run
     code, out = api.get("/api/v2/plugins")
