@@ -92,6 +92,21 @@ def test_clearing_the_failed_group_reruns_it_and_completes_the_run(standalone, f
     assert params["run_id"] == field_run.run_id and params["field_id"] == FIELD_ID and "pipeline_version" in params
 
 
+def test_casa_progress_is_in_the_imaging_tasks_log_before_tclean_ends(standalone, field_run, cleared):
+    """Issue 17: the log of an imaging task, read over REST, has tclean's major cycles, iterations and
+    peak residuals of each step of the iteration sequence, written while tclean ran (before its
+    'done' line)."""
+    api, run_id = standalone.api, field_run.run_id
+    tis = tis_of(api, run_id)
+    ti = next(t for (tid, _), t in tis.items() if tid == "image_spw_group" and t["rendered_map_index"] != field_run.label)
+    log = api.task_log(DAG, run_id, "image_spw_group", ti["try_number"], ti["map_index"])
+    for it in ("iter1", "iter3"):
+        assert f"CASA tclean [{it}]" in log, (it, log[-3000:])
+    first_cycle = log.index("CASA tclean [iter3]: major cycle")
+    assert "iterations done, peak residual" in log[first_cycle:first_cycle + 300]
+    assert first_cycle < log.rindex("CASA tclean done in"), log[-3000:]
+
+
 def test_the_completed_runs_weblog_is_served_in_the_ui(standalone, field_run, cleared):
     api, run_id = standalone.api, field_run.run_id
     assert cleared.run["state"] == "success"
