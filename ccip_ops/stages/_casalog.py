@@ -29,6 +29,8 @@ log = logging.getLogger("ccip")
 # (substring of the message, why it is harmless): logged at INFO, the reason said once
 HARMLESS = (
     ("componentlist closed", "casatools' componentlist reports its own close() as a warning"),
+    ("Please consider using specmode=mvc", "tclean's advice on the gridder and spectral mode, which the recipe "
+                                           "fixes as NRAO's does"),
 )
 LEAP_SECOND = ("the CASA measures data (casadata's leap-second table TAI_UTC) are older than this "
                "observation: times and coordinates derived from UTC could be wrong by 1 s or more; "
