@@ -3,6 +3,7 @@
     ccip simulate [--archive DIR] [--field-id ID] [--preset tiny|small|vlass-b] [--nchan N]
                   [--flag-group 14,15,16,17|none] [--seed N]
     ccip run FIELD_ID [--archive DIR] [--work DIR] [--run-id ID] [--spw-groups 2,3 4,5 ...]
+    ccip replay products/ccip_pipescript.py [--run-id ID] [--archive DIR] [--work DIR]
     ccip casa-config
 """
 from __future__ import annotations
@@ -30,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--work")
     r.add_argument("--run-id")
     r.add_argument("--spw-groups", nargs="+", help="override the CCIP spw groups, e.g. 2,3 4,5")
+    rp = sub.add_parser("replay", help="run a run's products/ccip_pipescript.py again, into a new run tree")
+    rp.add_argument("script")
+    rp.add_argument("--archive")
+    rp.add_argument("--work")
+    rp.add_argument("--run-id")
     sub.add_parser("casa-config", help="write the offline CASA configuration and check it")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -57,6 +63,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from .exceptions import InputError
     from .pipeline import run_serial
+
+    if a.cmd == "replay":
+        import time
+
+        from .provenance import replay
+
+        run_id = a.run_id or time.strftime("replay__%Y%m%dT%H%M%S", time.gmtime())
+        try:
+            replay(a.script, run_id, a.archive and os.path.abspath(a.archive), a.work and os.path.abspath(a.work))
+        except InputError as e:
+            print(f"ccip: bad input: {e}", file=sys.stderr)
+            return 2
+        return 0
 
     params = {"field_id": a.field_id, **({"spw_groups": a.spw_groups} if a.spw_groups else {})}
     try:

@@ -205,6 +205,7 @@ class ImagingResult(Json):
     qa: Mapping[str, Any] = field(default_factory=dict)
     tclean_calls: tuple[Mapping[str, Any], ...] = ()  # CASA call records (task, imagename, times, memory)
     error: str | None = None
+    pipeline: str = ""  # the version stamp of the code that imaged the group (ccip_ops.provenance.stamp)
 
     @property
     def label(self) -> str:

@@ -14,7 +14,7 @@ import traceback
 from dataclasses import replace
 from pathlib import Path
 
-from . import PIPELINE_VERSION, casa_env, fanin, runparams, settings, weblog as weblogmod
+from . import PIPELINE_VERSION, casa_env, fanin, provenance, runparams, settings, weblog as weblogmod
 from .exceptions import FaultInjectedError, InputError
 from .model import FanIn, ImagingResult, ImagingTarget, RunContext, RunParams
 from .runtree import RunTree, read_json, write_json
@@ -71,7 +71,8 @@ def stage_inputs(params: RunParams | dict, run_id: str, archive: str | None = No
         found = inputsmod.copy_inputs(arch, params.field_id, tree)
         s.notes = f"PIMS {Path(found['pims']).name}"
     write_json(tree.run_params_json, {"field_id": params.field_id, "run_id": run_id, "params": params.plain(),
-                                      "pipeline_version": PIPELINE_VERSION, "archive": str(arch),
+                                      "pipeline_version": PIPELINE_VERSION, "pipeline": provenance.stamp(),
+                                      "archive": str(arch),
                                       "casa": casa_env.versions()})
     return RunContext(field_id=params.field_id, run_id=run_id, root=str(tree.root), archive=str(arch),
                       params=params, pims=found["pims"], name=found["name"])

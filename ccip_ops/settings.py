@@ -13,6 +13,15 @@ distributed Airflow (``scripts/``, ``docker/``) read the same names.
   uses the same number of processes;
 - how long an imaging task may run (``CCIP_IMAGING_TIMEOUT_H``, default 24 h), which the Celery
   broker's visibility timeout must exceed (``docker/airflow.env``);
+- how often a running CASA call says it is still running in the task log
+  (``CCIP_CASA_HEARTBEAT_S``, default 300 s; 0 turns the heartbeat off);
+- how long a whole run may take (``CCIP_RUN_TIMEOUT_H``, the DAG's ``dagrun_timeout``; default
+  three imaging timeouts, see :func:`run_timeout_h`);
+- where the UI is (``CCIP_UI_URL``, else Airflow's ``AIRFLOW__API__BASE_URL``, else
+  ``http://localhost:8080``): the weblog's URL in messages and mails (:func:`weblog_url`);
+- who is told of a failed run (``CCIP_ALERT_EMAIL``, comma-separated; unset: nobody) and through
+  which SMTP connection (``CCIP_SMTP_CONN_ID``, default ``smtp_default``; the connection itself is
+  configured by environment, ``AIRFLOW_CONN_SMTP_DEFAULT``);
 - the Airflow connection through which the archive sweep calls the REST API (``ccip_airflow_api``).
 """
 from __future__ import annotations
@@ -70,3 +79,53 @@ def imaging_timeout_h(env=None) -> float:
     if h <= 0:
         raise ValueError(f"CCIP_IMAGING_TIMEOUT_H={raw!r}: expected a positive number of hours")
     return h
+
+
+def casa_heartbeat_s(env=None) -> float:
+    """Seconds between the heartbeat lines of a running CASA call: ``$CCIP_CASA_HEARTBEAT_S``,
+    default 300; 0 turns them off."""
+    raw = str((os.environ if env is None else env).get("CCIP_CASA_HEARTBEAT_S") or "300").strip()
+    try:
+        s = float(raw)
+    except ValueError:
+        s = -1.0
+    if not s >= 0:
+        raise ValueError(f"CCIP_CASA_HEARTBEAT_S={raw!r}: expected a number of seconds >= 0 (0: no heartbeat)")
+    return s
+
+
+def run_timeout_h(env=None) -> float:
+    """``dagrun_timeout`` of a field's run, in hours: ``$CCIP_RUN_TIMEOUT_H``, default three imaging
+    timeouts (72 h by default). Sized from the benchmarks (README, bench/results): a field's
+    groups image in parallel (one pool slot each), each within the imaging timeout; the stages
+    around the imaging took a quarter of the tiny field's run (orchestration.json) and grow with
+    the image size too; a third timeout leaves room for a retried group after a transient fault."""
+    e = os.environ if env is None else env
+    raw = str(e.get("CCIP_RUN_TIMEOUT_H") or "").strip()
+    if not raw:
+        return 3 * imaging_timeout_h(env)
+    h = float(raw) if raw.replace(".", "", 1).isdigit() else 0.0
+    if h <= 0:
+        raise ValueError(f"CCIP_RUN_TIMEOUT_H={raw!r}: expected a positive number of hours")
+    return h
+
+
+def ui_url(env=None) -> str:
+    e = os.environ if env is None else env
+    return str(e.get("CCIP_UI_URL") or e.get("AIRFLOW__API__BASE_URL") or "http://localhost:8080").rstrip("/")
+
+
+def weblog_url(dag_id: str, run_id: str, env=None) -> str:
+    """The run's weblog in the UI, as the weblog plugin serves it (``plugins/ccip_weblog.py``)."""
+    from urllib.parse import quote
+
+    return f"{ui_url(env)}/ccip/runs/{quote(dag_id, safe='')}/{quote(run_id, safe='')}/html/index.html"
+
+
+def alert_recipients(env=None) -> list[str]:
+    raw = str((os.environ if env is None else env).get("CCIP_ALERT_EMAIL") or "")
+    return [a.strip() for a in raw.split(",") if a.strip()]
+
+
+def smtp_conn_id(env=None) -> str:
+    return str((os.environ if env is None else env).get("CCIP_SMTP_CONN_ID") or "smtp_default")

@@ -12,19 +12,57 @@ See DESIGN.md §1 for the shape:
 Failures are mapped in one place (``_step``): a cause that no retry can fix (bad input, every
 group failed, an operator's drill; ``ccip_ops.exceptions``) fails the task at once; anything
 else is retried with backoff.
+
+Operators are told (issue 17): a failed run mails ``$CCIP_ALERT_EMAIL`` through the SMTP provider
+(:func:`notify_failure`: the field, the failed groups or stages, the weblog's URL); a run may take
+``dagrun_timeout`` (``$CCIP_RUN_TIMEOUT_H``, default three imaging timeouts); the ``upstream``
+weight rule gives a task the weight of everything before it, so later stages of fields already
+started go ahead of new fields' first stages; ``export`` emits an event of the products Asset
+(:data:`PRODUCTS`) with the field in its extra, for downstream DAGs.
 """
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Asset, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from ccip_ops.runparams import SCHEMAS
-from ccip_ops.settings import IMAGING_POOL, fanin_slots, imaging_timeout_h
+from ccip_ops.settings import IMAGING_POOL, fanin_slots, imaging_timeout_h, run_timeout_h
 
 IMAGING_TIMEOUT = timedelta(hours=imaging_timeout_h())
+RUN_TIMEOUT = timedelta(hours=run_timeout_h())
 FANIN_SLOTS = fanin_slots()  # each fan-in task works on this many spw groups at once, holding as many slots
+# one asset for every field's delivered products; the event's extra names the field and the run
+PRODUCTS = Asset(name="vlass_se_cube_products", uri="ccip://vlass_se_cube/products", group="ccip")
+
+
+def notify_failure(context) -> None:
+    """The DAG's ``on_failure_callback``: one mail per failed run to ``$CCIP_ALERT_EMAIL`` through the
+    SMTP provider's hook (connection ``$CCIP_SMTP_CONN_ID``, default ``smtp_default``, configured by
+    environment: ``AIRFLOW_CONN_SMTP_DEFAULT``). Without recipients it only logs."""
+    import logging
+
+    from ccip_ops import alerts, settings
+
+    log = logging.getLogger("ccip")
+    dag_obj, run_id = context.get("dag"), context.get("run_id") or ""
+    dag_run = context.get("dag_run")
+    conf = dict(getattr(dag_run, "conf", None) or {}) or dict(context.get("params") or {})
+    ti = context.get("ti") or context.get("task_instance")
+    subject, body = alerts.failure_mail(getattr(dag_obj, "dag_id", "vlass_se_cube"), run_id,
+                                        str(conf.get("field_id") or ""), str(context.get("reason") or ""),
+                                        getattr(ti, "task_id", "") or "")
+    to = settings.alert_recipients()
+    if not to:
+        log.warning("%s (no mail: CCIP_ALERT_EMAIL is not set)", subject)
+        return
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    with SmtpHook(smtp_conn_id=settings.smtp_conn_id()) as smtp:
+        smtp.send_email_smtp(to=to, subject=subject, html_content=body,
+                             from_email=smtp.from_email or "ccip@localhost")
+    log.info("failure mail sent to %s: %s", to, subject)
 
 
 def _slots() -> int:
@@ -58,9 +96,13 @@ def _run():
     start_date=datetime(2024, 1, 1),
     catchup=False,
     max_active_tasks=16,
+    dagrun_timeout=RUN_TIMEOUT,
+    on_failure_callback=notify_failure,
     tags=["vlass", "ccip", "casa"],
     default_args={"retries": 2, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": True,
-                  "max_retry_delay": timedelta(minutes=10)},
+                  "max_retry_delay": timedelta(minutes=10),
+                  # finish started fields first: a task weighs as much as everything before it
+                  "weight_rule": "upstream"},
     params={  # the trigger form; one schema definition with the first task's check (ccip_ops.runparams)
         "field_id": Param(**SCHEMAS["field_id"]),
         "spw_groups": Param(None, **SCHEMAS["spw_groups"]),
@@ -122,9 +164,14 @@ def vlass_se_cube():
     def analyzestokes(ctx: dict, fan: dict) -> dict:
         return _step("analyzestokes", ctx, fan, workers=_slots())
 
-    @task(pool=IMAGING_POOL, pool_slots=FANIN_SLOTS)
+    @task(pool=IMAGING_POOL, pool_slots=FANIN_SLOTS, outlets=[PRODUCTS])
     def export(ctx: dict, fan: dict) -> dict:
-        return _step("export", ctx, fan, workers=_slots())
+        out = _step("export", ctx, fan, workers=_slots())
+        field_id, run_id = _run()
+        get_current_context()["outlet_events"][PRODUCTS].extra = {
+            "field_id": field_id, "run_id": run_id, "products": ctx["root"] + "/products",
+            "fits": list(out.get("products") or [])}
+        return out
 
     @task(trigger_rule="all_done", retries=1)
     def weblog() -> str:
@@ -134,13 +181,15 @@ def vlass_se_cube():
     def finalize(html: str | None) -> str:
         from ccip_ops.pipeline import errors
         from ccip_ops.runtree import RunTree
+        from ccip_ops.settings import weblog_url
 
         field_id, run_id = _run()
         tree = RunTree.for_run(field_id, run_id)
         problems = errors(field_id, run_id)
         if problems:
             raise AirflowFailException("the run is incomplete:\n" + "\n".join(problems)
-                                       + f"\nweblog: {tree.html / 'index.html'}")
+                                       + f"\nweblog: {weblog_url(get_current_context()['dag'].dag_id, run_id)}"
+                                       + f" (file {tree.html / 'index.html'})")
         return str(tree.products)
 
     ctx = stage_inputs()

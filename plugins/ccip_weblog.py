@@ -3,13 +3,16 @@
 - a FastAPI app mounted at ``/ccip`` on the API server:
   ``/ccip/runs/<dag_id>/<run_id>/html/index.html`` (and every file under the run's ``html/``
   and ``products/``) serves the run's tree, found from the run's ``field_id`` parameter;
+  ``/ccip/runs/<dag_id>/<run_id>/logs/`` lists the run's CASA logs (``working/logs/*.casa.log``,
+  one per stage or spw group, and ``casa_commands.log``), served as plain text, also while the
+  run is running;
   ``/ccip/`` lists the recent runs with their weblogs;
 - an external view with destination ``dag_run``: a *Weblog* tab on every run of the DAG that
   shows that page in the UI, and a *VLASS weblogs* entry in the navigation bar.
 
 The pages need a logged-in user allowed to read the DAG's runs (the UI's session cookie, or a
-``Bearer`` token from ``/auth/token``). Only ``html/`` and ``products/`` of a run are served,
-never ``working/`` nor anything outside the run tree.
+``Bearer`` token from ``/auth/token``). Only ``html/``, ``products/`` and the CASA logs of a run
+are served, never the rest of ``working/`` nor anything outside the run tree.
 """
 from __future__ import annotations
 
@@ -21,7 +24,8 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from airflow.plugins_manager import AirflowPlugin
 
 PREFIX = "/ccip"
-SERVED = ("html", "products")
+SERVED = ("html", "products", "working/logs")
+TEXT = ("working/logs/", "working/casa_commands.log")  # served as text/plain
 
 app = FastAPI(title="ccip weblogs", description="VLASS-SE-CUBE weblogs of the runs")
 
@@ -79,6 +83,26 @@ def run_root(dag_id: str, run_id: str):
     return RedirectResponse("html/index.html")
 
 
+@app.get("/runs/{dag_id}/{run_id}/logs/", dependencies=[Depends(can_read_runs)])
+def run_logs(dag_id: str, run_id: str):
+    """The run's CASA logs, newest first, with their sizes."""
+    from urllib.parse import quote
+
+    tree, state = _tree(dag_id, run_id)
+    logs = sorted((tree.working / "logs").glob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True) \
+        if tree is not None and (tree.working / "logs").is_dir() else []
+    cmds = tree.working / "casa_commands.log" if tree is not None else None
+    rows = [(f"working/logs/{p.name}", p) for p in logs] + ([("working/casa_commands.log", cmds)]
+                                                           if cmds is not None and cmds.is_file() else [])
+    body = [f"<h1>CASA logs of run <code>{_html.escape(run_id)}</code> ({_html.escape(state)})</h1><table>"
+            "<tr><th>log</th><th>size</th></tr>"]
+    for rel, p in rows:
+        body.append(f"<tr><td><a href='../{quote(rel)}'>{_html.escape(p.name)}</a></td>"
+                    f"<td>{p.stat().st_size / 1024:.1f} KiB</td></tr>")
+    body.append("</table>" if rows else "</table><p>No CASA log yet.</p>")
+    return _page("CASA logs", "".join(body))
+
+
 @app.get("/runs/{dag_id}/{run_id}/{path:path}",
          dependencies=[Depends(can_read_runs)])
 def run_file(dag_id: str, run_id: str, path: str):
@@ -90,8 +114,8 @@ def run_file(dag_id: str, run_id: str, path: str):
         path = "html/index.html"
     root = tree.root.resolve()
     f = (tree.root / path).resolve()
-    if not any(f.is_relative_to(root / d) for d in SERVED):
-        raise HTTPException(404, "only a run's html/ and products/ are served")
+    if not (any(f.is_relative_to(root / d) for d in SERVED) or f == root / "working" / "casa_commands.log"):
+        raise HTTPException(404, "only a run's html/, products/ and CASA logs are served")
     if f.is_dir():
         f = f / "index.html"
     if not f.is_file():
@@ -100,6 +124,8 @@ def run_file(dag_id: str, run_id: str, path: str):
                          f"<p>The weblog of run <code>{_html.escape(run_id)}</code> is not written yet: the run is "
                          f"<b>{_html.escape(state)}</b>. It is written by the run's <code>weblog</code> task.</p>", 404)
         raise HTTPException(404, f"{path} is not in this run's tree")
+    if any(path.startswith(t) for t in TEXT):
+        return FileResponse(f, media_type="text/plain; charset=utf-8")
     return FileResponse(f)
 
 
@@ -131,6 +157,8 @@ class CcipWeblogPlugin(AirflowPlugin):
     external_views = [
         {"name": "Weblog", "href": "ccip/runs/{DAG_ID}/{RUN_ID}/html/index.html", "destination": "dag_run",
          "url_route": "ccip_weblog", "category": "ccip"},
+        {"name": "CASA logs", "href": "ccip/runs/{DAG_ID}/{RUN_ID}/logs/", "destination": "dag_run",
+         "url_route": "ccip_casa_logs", "category": "ccip"},
         {"name": "VLASS weblogs", "href": "ccip/", "destination": "nav", "url_route": "ccip_weblogs",
          "category": "browse"},
     ]

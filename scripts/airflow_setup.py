@@ -10,7 +10,10 @@
   visibility timeout outlasts an imaging task (:func:`check_visibility_timeout`);
 - the ``airflow`` command next to this interpreter, a free loopback port, waiting for a server.
 
+- the archive sweep's own user and connection in the docker deployment (:func:`ensure_sweep_user`).
+
     python -m scripts.airflow_setup init    check the settings, create or resize the pool (docker's init)
+    python -m scripts.airflow_setup sweep-user PASSWORDS_FILE   the sweep's user and connection (docker's init)
 """
 from __future__ import annotations
 
@@ -113,7 +116,51 @@ def check_visibility_timeout(env: dict) -> int:
     return vt
 
 
+SWEEP_USER = "ccip_sweep"  # role "user" in SIMPLE_AUTH_MANAGER_USERS: DAG runs, nothing else
+
+
+def ensure_sweep_user(passwords_file: Path, env: dict | None = None, log: Path | None = None) -> None:
+    """The archive sweep's user and its connection, for a deployment whose SimpleAuthManager lists
+    ``ccip_sweep:user``: its password (``$CCIP_SWEEP_PASSWORD``) merged into the users' passwords file
+    (mode 600; the API server adds the missing users' generated passwords), and the connection
+    ``ccip_airflow_api`` to ``$CCIP_SWEEP_API_URL`` (default ``http://airflow-apiserver:8080``) with it."""
+    from urllib.parse import urlsplit
+
+    from ccip_ops.settings import AIRFLOW_API_CONN_ID
+
+    env = dict(os.environ if env is None else env)
+    password = write_sweep_password(Path(passwords_file), env.get("CCIP_SWEEP_PASSWORD", ""))
+    u = urlsplit(env.get("CCIP_SWEEP_API_URL") or "http://airflow-apiserver:8080")
+    subprocess.run([airflow_bin(), "connections", "delete", AIRFLOW_API_CONN_ID], env=env,
+                   capture_output=True)  # absent on a first start
+    run_airflow(["connections", "add", AIRFLOW_API_CONN_ID, "--conn-type", "http", "--conn-host", u.hostname or "",
+                 "--conn-port", str(u.port or 80), "--conn-schema", u.scheme, "--conn-login", SWEEP_USER,
+                 "--conn-password", password, "--conn-description",
+                 "this Airflow's REST API, for the archive sweep (user ccip_sweep, role user)"], env, log)
+
+
+def write_sweep_password(p: Path, password: str) -> str:
+    """Merge the sweep user's password into SimpleAuthManager's passwords file (mode 600)."""
+    import json
+
+    if len(password) < 16:
+        raise ValueError("CCIP_SWEEP_PASSWORD is unset or shorter than 16 characters (docker/make-env.sh makes one)")
+    current = json.loads(p.read_text()) if p.exists() and p.read_text().strip() else {}
+    current[SWEEP_USER] = password
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(p.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(current) + "\n")
+    os.replace(p.with_suffix(".tmp"), p)
+    os.chmod(p, 0o600)
+    return password
+
+
 def main(argv: list[str]) -> int:
+    if argv[1:2] == ["sweep-user"] and len(argv) == 3:
+        ensure_sweep_user(Path(argv[2]))
+        print(f"user {SWEEP_USER} and connection for the archive sweep set")
+        return 0
     if argv[1:] != ["init"]:
         print(__doc__)
         return 2

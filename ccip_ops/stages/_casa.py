@@ -3,7 +3,9 @@
 Every call is appended to ``working/casa_commands.log`` as the command that ran, with all its
 parameters (what NRAO exports as ``casa_commands.log``), and to the caller's list of call
 records (task, imagename, wall time, absolute start and end, peak resident memory of the
-process during the call), which travel in the results.
+process during the call), which travel in the results. While the call runs, CASA's log is
+followed and its progress, warnings and a heartbeat go to the task log as they are written
+(:mod:`._casalog`).
 """
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ import threading
 import time
 from pathlib import Path
 
-from .. import casa_env, naming
+from .. import casa_env, naming, settings
+from ._casalog import CasaLogTail, iteration_stage
 
 log = logging.getLogger("ccip")
 
@@ -23,14 +26,15 @@ class _PeakRSS:
         import psutil
 
         self._p = psutil.Process()
-        self.peak = self._p.memory_info().rss
+        self.peak = self.now = self._p.memory_info().rss
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, args=(interval,), daemon=True)
 
     def _run(self, interval):
         while not self._stop.wait(interval):
             try:
-                self.peak = max(self.peak, self._p.memory_info().rss)
+                self.now = self._p.memory_info().rss
+                self.peak = max(self.peak, self.now)
             except Exception:  # pragma: no cover - process is going away
                 return
 
@@ -42,6 +46,10 @@ class _PeakRSS:
         self._stop.set()
         self._t.join()
         self.peak = max(self.peak, self._p.memory_info().rss)
+
+    def sample(self) -> tuple[int, int]:
+        """(resident memory now, peak so far) in bytes."""
+        return self.now, self.peak
 
 
 def _fmt(v):
@@ -58,19 +66,6 @@ class Casa:
         self.logfile = self.working / naming.casa_log(stage)
         casa_env.set_log(self.logfile)
 
-    def _forward_casa_log(self, offset: int) -> None:
-        """Copy CASA's WARN/SEVERE lines of this call into the task log."""
-        try:
-            with open(self.logfile, "rb") as f:
-                f.seek(offset)
-                for line in f.read().decode(errors="replace").splitlines():
-                    if "\tSEVERE\t" in line and "Leap second table" not in line and "dUTC" not in line:
-                        log.error("CASA: %s", line.split("\t", 3)[-1])
-                    elif "\tWARN\t" in line:
-                        log.warning("CASA: %s", line.split("\t", 3)[-1])
-        except OSError:
-            pass
-
     def __call__(self, task: str, **kw):
         tk = casa_env.tasks()
         fn = getattr(tk, task)
@@ -78,19 +73,26 @@ class Casa:
         log.info("CASA %s", cmd)
         offset = self.logfile.stat().st_size if self.logfile.exists() else 0
         t0 = time.time()
+        mem = _PeakRSS()
+        tail = CasaLogTail(self.logfile, offset, task, iteration_stage(kw) if task == "tclean" else "",
+                           rss=mem.sample, interval=settings.casa_heartbeat_s())
         try:
             # CASA pages temporary images (TempLattice*) into the current directory: keep them in
             # the run's working tree, as NRAO runs in its working directory
-            with contextlib.chdir(self.working), _PeakRSS() as mem:
+            with contextlib.chdir(self.working), mem:
+                tail.start()
                 out = fn(**kw)
         finally:
-            self._forward_casa_log(offset)
+            progress = tail.stop()
         t1 = time.time()
         wall = t1 - t0
         # absolute start/end (Unix seconds) let benchmarks relate the CASA call to its task's timeline
         rec = {"task": task, "stage": self.stage, "imagename": Path(str(kw.get("imagename", ""))).name,
                "wall_s": round(wall, 3), "start_unix": round(t0, 3), "end_unix": round(t1, 3),
                "peak_rss_mb": round(mem.peak / 2**20, 1)}
+        if progress.major:
+            rec.update(major_cycles=progress.major, iterations=progress.iterations,
+                       peak_residual=progress.peak_residual, stopped=progress.stopped)
         self.calls.append(rec)
         with open(self.working / naming.CASA_COMMANDS, "a") as f:
             f.write(f"# {self.stage}: {wall:.1f} s, peak RSS {rec['peak_rss_mb']} MB\n{cmd}\n")

@@ -20,9 +20,9 @@ import xml.dom.minidom
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .. import PIPELINE_VERSION, casa_env, casaimage, groupworkers, naming
+from .. import casa_env, casaimage, groupworkers, naming, provenance
 from ..model import FanIn, ImagingResult
-from ..runtree import RunTree, remove, write_json
+from ..runtree import RunTree, read_json, remove, write_json
 from . import combeam
 from ._casa import Casa
 from ..heuristics.imaging import image_type
@@ -33,19 +33,30 @@ RECIPE = "hifv_vlassCCIP"
 PARAMETER_LISTS = ("SEIP_parameter.list", "CCIP_parameter.list")
 
 
-def write_manifest(products: Path, fits_names: list[str], lists: list[str], tables: tuple[str, ...] = ()) -> Path:
+def write_manifest(products: Path, fits_names: list[str], lists: list[str], pipeline: str = "",
+                   run_params: bool = False, tables: tuple[str, ...] = ()) -> Path:
     ous = "unknown"
     root = ET.Element("piperesults", name=ous)
     o = ET.SubElement(root, "ous", name=ous)
     ET.SubElement(o, "casaversion", name=casa_env.versions().get("casatools", ""))
-    ET.SubElement(o, "pipeline_version", name=f"ccip-{PIPELINE_VERSION}")
+    ET.SubElement(o, "pipeline_version", name=pipeline or provenance.stamp())
     ET.SubElement(o, "procedure_name", name=RECIPE)
     ET.SubElement(o, "casa_cmdlog", name=naming.CASA_COMMANDS, level="N/A", ous=ous, package="N/A",
                   datatype="casa_commands", format="log")
+    # provenance (issue 17): the replayable script and the run's parameters
+    if (products / provenance.PIPESCRIPT).exists():
+        ET.SubElement(o, "pipescript", name=provenance.PIPESCRIPT, level="N/A", ous=ous, package="N/A",
+                      datatype="ccip_pipescript", format="py")
+    if run_params:
+        ET.SubElement(o, "run_params", name="run_params.json", level="N/A", ous=ous, package="N/A",
+                      datatype="run_params", format="json")
     for f in fits_names:
         ET.SubElement(o, "image", name=f, imtype="target", manualstring="N/A")
-    for p in lists:
-        ET.SubElement(o, "parameter_list", name=p)
+    for p in lists:  # the lists as used; the archive's original of a changed one marked so
+        if p.endswith(provenance.ORIGINAL_SUFFIX):
+            ET.SubElement(o, "parameter_list", name=p, origin="archive")
+        else:
+            ET.SubElement(o, "parameter_list", name=p)
     for t in tables:  # not in NRAO's manifest: the Stokes analysis as a table (ECSV)
         ET.SubElement(o, "analysis_table", name=t, datatype="stokes_analysis", format="ecsv")
     text = xml.dom.minidom.parseString(ET.tostring(root)).toprettyxml(indent="  ")
@@ -78,14 +89,15 @@ def export_products(tree: RunTree, fan: FanIn, vis_rel: str, workers: int = 1) -
         fits_names += plane["fits"]
         com_names += plane["com"]
         com_skipped += plane["com_skipped"]
-    for p in PARAMETER_LISTS:
-        shutil.copy2(tree.working / p, stage / p)
+    lists = _provenance(tree, stage, ok)
     shutil.copy2(tree.working / naming.CASA_COMMANDS, stage / naming.CASA_COMMANDS)
     tables = _analysis_tables(tree, stage)
-    write_manifest(stage, fits_names, list(PARAMETER_LISTS), tables)
+    write_manifest(stage, fits_names, lists, read_json(tree.run_params_json, {}).get("pipeline", ""),
+                   tree.run_params_json.exists(), tables)
     products = tree.products
     products.mkdir(parents=True, exist_ok=True)
-    for old in list(products.glob("*.fits")) + [products / "pipeline_manifest.xml", products / naming.ANALYSIS_TABLE]:
+    for old in list(products.glob("*.fits")) + [products / "pipeline_manifest.xml", products / naming.ANALYSIS_TABLE,
+                                                products / ("CCIP_parameter.list" + provenance.ORIGINAL_SUFFIX)]:
         remove(old)
     for f in stage.iterdir():
         dst = products / f.name
@@ -137,6 +149,27 @@ def export_plane(tree: RunTree, result: dict, stage: Path, target: dict, t0: flo
         log.warning("spw group %s: no .com images: %s", r.group, e)
         com_skipped.append({"group": r.group, "error": str(e)})
     return {"fits": fits_names, "com": com_names, "com_skipped": com_skipped}
+
+
+def _provenance(tree: RunTree, stage: Path, ok: list[ImagingResult]) -> list[str]:
+    """The parameter lists as used (the CCIP list with the run's parameters merged in, the
+    archive's original beside it when they changed it) and the replayable script, into ``stage``;
+    returns the lists' names for the manifest."""
+    run_params = read_json(tree.run_params_json, {})
+    names = []
+    for p in PARAMETER_LISTS:
+        over = provenance.run_overrides(run_params.get("params") or {}) if p == "CCIP_parameter.list" else {}
+        if over:
+            orig = p + provenance.ORIGINAL_SUFFIX
+            shutil.copy2(tree.working / p, stage / orig)
+            (stage / p).write_text(provenance.used_parameter_list((tree.working / p).read_text(), over, orig))
+            names += [p, orig]
+        else:
+            shutil.copy2(tree.working / p, stage / p)
+            names.append(p)
+    if run_params.get("field_id"):
+        (stage / provenance.PIPESCRIPT).write_text(provenance.pipescript(run_params, [r.group for r in ok]))
+    return names
 
 
 def _com_pair(tree: RunTree, r: ImagingResult, stage: Path, target: dict, t0: float, t1: float,

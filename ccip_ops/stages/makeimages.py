@@ -26,7 +26,7 @@ import time
 import traceback
 from pathlib import Path
 
-from .. import casa_env, casaimage
+from .. import casa_env, casaimage, provenance
 from ..casatables import msmetadata
 from ..exceptions import IncompleteProductError
 from ..heuristics import imaging as H
@@ -191,12 +191,13 @@ def image_group(tree: RunTree, target: ImagingTarget) -> ImagingResult:
             qa={"wall_s": round(time.time() - t_start, 2), "masks": info["masks"],
                 "VLASSBW": kw["VLASSBW"], "VLASSBWN": kw["VLASSBWN"],
                 "thermal_sigma_jy": _thermal_or_none(casa, vis, target)},
-            tclean_calls=casa.records())
+            tclean_calls=casa.records(), pipeline=provenance.stamp())
         write_json(res_path, result.to_json())
         return result
     except Exception as e:
         err = f"{type(e).__name__}: {e}"
         failed = ImagingResult(target=target, status="failed", error=err, tclean_calls=casa.records(),
+                               pipeline=provenance.stamp(),
                                qa={"traceback": traceback.format_exc(limit=5)})
         write_json(fail_path, failed.to_json())
         raise

@@ -7,7 +7,7 @@ the planes, the thumbnails) is built once here.
 """
 from __future__ import annotations
 
-from .. import PIPELINE_VERSION, casa_env, fanin
+from .. import PIPELINE_VERSION, casa_env, fanin, provenance
 from ..model import ImagingTarget
 from ..runtree import RunTree, read_json
 from ..stagelog import records
@@ -54,6 +54,8 @@ def build(tree: RunTree, field_id: str, run_id: str, stages_list, thumbs: dict, 
         errors.append(f"run failed: {recs['run']['notes']}")
     warnings = [f"spw group {g} is 100% flagged and was skipped as an imaging target" for g in tg["skipped_flagged"]]
     warnings += [f"spw group {g} rejected: too many fields flagged (PIPE-1800)" for g in tg.get("rejected_nfield", [])]
+    run_params = read_json(tree.run_params_json, {})
+    warnings += provenance.mixed_versions(run_params.get("pipeline", ""), {r.group: r.pipeline for r in ok.values()})
     tclean = [{"group": r.group, "imagename": c.get("imagename", ""), "wall_s": c["wall_s"],
                "peak_rss_mb": c["peak_rss_mb"]}
               for r in ok.values() for c in r.tclean_calls if c["task"] == "tclean"]
@@ -62,6 +64,6 @@ def build(tree: RunTree, field_id: str, run_id: str, stages_list, thumbs: dict, 
             "state": "failed" if errors else "success", "errors": errors, "warnings": warnings, "stages": rows,
             "targets": tg["targets"], "status_of": status_of, "planes": [p.to_json() for p in planes],
             "thumbs": thumbs, "tclean": tclean, "plots": plots,
-            "run_params": read_json(tree.run_params_json, {}),
+            "run_params": run_params, "pipeline": run_params.get("pipeline") or provenance.stamp(),
             "skipped_flagged": tg.get("skipped_flagged", []), "failed_groups": [f.group for f in failures],
             "stage_data": {row["step"]: row["data"] for row in rows}}

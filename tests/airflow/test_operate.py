@@ -92,6 +92,21 @@ def test_clearing_the_failed_group_reruns_it_and_completes_the_run(standalone, f
     assert params["run_id"] == field_run.run_id and params["field_id"] == FIELD_ID and "pipeline_version" in params
 
 
+def test_casa_progress_is_in_the_imaging_tasks_log_before_tclean_ends(standalone, field_run, cleared):
+    """Issue 17: the log of an imaging task, read over REST, has tclean's major cycles, iterations and
+    peak residuals of each step of the iteration sequence, written while tclean ran (before its
+    'done' line)."""
+    api, run_id = standalone.api, field_run.run_id
+    tis = tis_of(api, run_id)
+    ti = next(t for (tid, _), t in tis.items() if tid == "image_spw_group" and t["rendered_map_index"] != field_run.label)
+    log = api.task_log(DAG, run_id, "image_spw_group", ti["try_number"], ti["map_index"])
+    for it in ("iter1", "iter3"):
+        assert f"CASA tclean [{it}]" in log, (it, log[-3000:])
+    first_cycle = log.index("CASA tclean [iter3]: major cycle")
+    assert "iterations done, peak residual" in log[first_cycle:first_cycle + 300]
+    assert first_cycle < log.rindex("CASA tclean done in"), log[-3000:]
+
+
 def test_the_completed_runs_weblog_is_served_in_the_ui(standalone, field_run, cleared):
     api, run_id = standalone.api, field_run.run_id
     assert cleared.run["state"] == "success"
@@ -112,6 +127,13 @@ def test_the_completed_runs_weblog_is_served_in_the_ui(standalone, field_run, cl
     # never without a login, never outside html/ and products/
     assert api.fetch(weblog_path(run_id), auth=False)[0] in (401, 403)
     assert api.fetch(weblog_path(run_id, "working/stages.json"))[0] == 404
+    # the run's CASA logs, listed and served as text (issue 17)
+    code, page, _ = api.fetch(weblog_path(run_id, "logs/"))
+    assert code == 200 and b"export.casa.log" in page and b"casa_commands.log" in page
+    code, text, ctype = api.fetch(weblog_path(run_id, "working/logs/export.casa.log"))
+    assert code == 200 and ctype.startswith("text/plain") and b"exportfits" in text
+    code, text, _ = api.fetch(weblog_path(run_id, "working/casa_commands.log"))
+    assert code == 200 and b"exportfits(" in text
     assert api.fetch(weblog_path(run_id, "html/../../../x"))[0] == 404
     # the plugin links the weblog from every run
     code, out = api.get("/api/v2/plugins")

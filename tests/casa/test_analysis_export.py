@@ -213,6 +213,13 @@ def test_manifest_lists_the_pbcor_fits_and_parameter_lists(run):
     assert ous.find("procedure_name").get("name") == "hifv_vlassCCIP"
     for p in ("CCIP_parameter.list", "SEIP_parameter.list", "casa_commands.log"):
         assert (tree.products / p).stat().st_size > 0
+    # provenance (issue 17): the replayable script and the run's parameters, with the version stamp
+    assert ous.find("pipescript").get("name") == "ccip_pipescript.py"
+    assert ous.find("run_params").get("name") == "run_params.json"
+    stamp = json.loads((tree.products / "run_params.json").read_text())["pipeline"]
+    assert ous.find("pipeline_version").get("name") == stamp and stamp.startswith("ccip ")
+    compile((tree.products / "ccip_pipescript.py").read_text(), "ccip_pipescript.py", "exec")
+    assert all(r.pipeline == stamp for r in fanin_results(tree)[0])
 
 
 # ---- analysis (§8, rotation measure) -----------------------------------------------------------
@@ -255,6 +262,36 @@ def tree_copy(run, tmp_path):
         (dst / "working" / ms.name).symlink_to(ms)
     t = RunTree(dst)
     return (t, *fanin_results(t))
+
+
+def test_exported_parameter_list_with_overrides_is_the_one_used(tree_copy):
+    """A run with trigger-form overrides: stage 6 on the run's MS with them, then the export's
+    provenance files: the exported CCIP list parses to exactly the values the targets were made from."""
+    from ccip_ops import paramlist, provenance
+    from ccip_ops.runtree import write_json
+    from ccip_ops.stages import editimlist, export
+
+    tree, res, _ = tree_copy
+    rp = json.loads(tree.run_params_json.read_text())
+    groups = [res[0].target.group]
+    rp["params"] = {**rp["params"], "spw_groups": groups, "imaging_overrides": {"imsize": 96, "cell": "4.0arcsec",
+                                                                               "nsigma": 2.5}}
+    write_json(tree.run_params_json, rp)
+    vis = "working/" + next(tree.working.glob("*_split.ms")).name
+    targets = editimlist.ccip_targets(tree, vis, tuple(res[0].target.masks[:-1]), tuple(groups),
+                                      rp["params"]["imaging_overrides"])
+    out = tree.working / "prov"
+    out.mkdir()
+    names = export._provenance(tree, out, res[:1])
+    assert names == ["SEIP_parameter.list", "CCIP_parameter.list", "CCIP_parameter.list.orig"]
+    used = paramlist.parse(out / "CCIP_parameter.list")
+    assert paramlist.parse(out / "CCIP_parameter.list.orig") == paramlist.parse(tree.working / "CCIP_parameter.list")
+    assert [t.group for t in targets] == used["spw"] == groups
+    t = targets[0]
+    assert editimlist._imsize(used["imsize"]) == t.imsize and editimlist._cell(used["cell"]) == t.cell
+    assert used["nsigma"] == t.tclean_overrides["nsigma"] == 2.5
+    assert used["imagename"] in t.imagename and used["phasecenter"] == t.phasecenter
+    assert "spw_groups" in (out / provenance.PIPESCRIPT).read_text()
 
 
 def test_a_blank_plane_is_skipped_with_a_warning_naming_it(tree_copy, caplog):

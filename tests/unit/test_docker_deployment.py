@@ -44,7 +44,7 @@ PER_DEPLOYMENT = {
     "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "failure detection",
 }
 SECRETS = ("CCIP_POSTGRES_PASSWORD", "CCIP_REDIS_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET",
-           "AIRFLOW_API_SECRET_KEY")
+           "AIRFLOW_API_SECRET_KEY", "CCIP_SWEEP_PASSWORD")
 AIRFLOW_SERVICES = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
                     "airflow-worker")
 
@@ -64,7 +64,9 @@ needs_compose = pytest.mark.skipif(not CLIENTS, reason="no compose client (Debia
 
 
 def _generated_env() -> dict[str, str]:
-    out = subprocess.run([str(DOCKER / "make-env.sh")], capture_output=True, text=True, check=True).stdout
+    # as a deploying user (the tests may run as root, which make-env.sh refuses)
+    out = subprocess.run([str(DOCKER / "make-env.sh")], capture_output=True, text=True, check=True,
+                         env={**os.environ, "AIRFLOW_UID": "50000"}).stdout
     env = dict(line.split("=", 1) for line in out.splitlines() if line and not line.startswith("#"))
     assert set(SECRETS) <= set(env), env.keys()
     return env
@@ -114,12 +116,62 @@ def test_compose_config_validates_and_has_the_deployment(client, tmp_path):
     init = " ".join(svc["airflow-init"]["command"])
     # the pool as the local Airflow and the test cluster make it (scripts.airflow_setup.ensure_imaging_pool)
     assert "airflow db migrate" in init and "python -m scripts.airflow_setup init" in init
+    # safe on day one (issue 17): the sweep's own user and connection made by init; its password and
+    # the users' passwords file only where needed; the API on loopback; the official optional services
+    assert "python -m scripts.airflow_setup sweep-user /opt/airflow/config/simple_auth_manager_passwords.json" in init
+    assert svc["airflow-init"]["environment"]["CCIP_SWEEP_PASSWORD"] == env["CCIP_SWEEP_PASSWORD"]
+    for name in AIRFLOW_SERVICES:
+        assert "CCIP_SWEEP_PASSWORD" not in svc[name]["environment"], name
+        users = svc[name]["environment"]["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].split(",")
+        assert "ccip_sweep:user" in users and "admin:admin" in users
+        mounts = [v["target"] if isinstance(v, dict) else v.split(":")[1] for v in svc[name]["volumes"]]
+        assert ("/opt/airflow/config" in mounts) == (name == "airflow-apiserver"), (name, mounts)
+    ports = svc["airflow-apiserver"]["ports"]
+    host_ips = [p.get("host_ip") if isinstance(p, dict) else p.split(":")[0] for p in ports]
+    assert host_ips == ["127.0.0.1"], ports
+    assert SHARED["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "True"
 
 
 def _compose_yaml() -> dict:
     import yaml
 
     return yaml.safe_load(COMPOSE.read_text())
+
+
+def test_compose_has_the_official_cli_and_flower_profiles():
+    svc = _compose_yaml()["services"]
+    assert svc["airflow-cli"]["profiles"] == ["debug"] and svc["airflow-cli"]["command"] == ["bash", "-c", "airflow"]
+    assert svc["flower"]["profiles"] == ["flower"] and svc["flower"]["command"] == "celery flower"
+    assert svc["flower"]["ports"] == ["127.0.0.1:${FLOWER_PORT:-5555}:5555"]
+    assert svc["flower"]["healthcheck"]["test"]
+
+
+def test_make_env_refuses_root_and_writes_a_private_file(tmp_path):
+    out = subprocess.run([str(DOCKER / "make-env.sh")], capture_output=True, text=True,
+                         env={**os.environ, "AIRFLOW_UID": "0"})
+    assert out.returncode != 0 and "AIRFLOW_UID would be 0" in out.stderr
+    f = tmp_path / ".env"
+    subprocess.run([str(DOCKER / "make-env.sh"), str(f)], check=True, capture_output=True,
+                   env={**os.environ, "AIRFLOW_UID": "50000"})
+    assert f.stat().st_mode & 0o777 == 0o600 and "AIRFLOW_UID=50000" in f.read_text()
+    again = subprocess.run([str(DOCKER / "make-env.sh"), str(f)], capture_output=True, text=True,
+                           env={**os.environ, "AIRFLOW_UID": "50000"})
+    assert again.returncode != 0 and "not overwriting" in again.stderr
+
+
+def test_sweep_password_is_merged_into_the_users_file(tmp_path):
+    import json
+
+    from scripts.airflow_setup import SWEEP_USER, write_sweep_password
+
+    f = tmp_path / "config" / "simple_auth_manager_passwords.json"
+    write_sweep_password(f, "s" * 24)
+    f.write_text(json.dumps({**json.loads(f.read_text()), "admin": "generated-by-the-api-server"}))
+    write_sweep_password(f, "t" * 24)  # a later init keeps the admin's password
+    assert json.loads(f.read_text()) == {SWEEP_USER: "t" * 24, "admin": "generated-by-the-api-server"}
+    assert f.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(ValueError, match="CCIP_SWEEP_PASSWORD"):
+        write_sweep_password(f, "")
 
 
 def test_compose_loads_the_shared_settings_and_adds_only_its_own():
