@@ -9,6 +9,8 @@ distributed Airflow (``scripts/``, ``docker/``) read the same names.
   CASA processes run on the workers at once (``CCIP_IMAGING_SLOTS``, default one per core);
 - how long an imaging task may run (``CCIP_IMAGING_TIMEOUT_H``, default 24 h), which the Celery
   broker's visibility timeout must exceed (``docker/airflow.env``);
+- the most a ``reimaging_resources.tgz`` may hold once extracted (``CCIP_TARBALL_MAX_GIB``, default
+  100 GiB: a VLASS field's six resources are a few GiB);
 - the Airflow connection through which the archive sweep calls the REST API (``ccip_airflow_api``).
 """
 from __future__ import annotations
@@ -59,3 +61,18 @@ def imaging_timeout_h(env=None) -> float:
     if h <= 0:
         raise ValueError(f"CCIP_IMAGING_TIMEOUT_H={raw!r}: expected a positive number of hours")
     return h
+
+
+TARBALL_MAX_GIB_DEFAULT = 100
+
+
+def tarball_max_bytes(env=None) -> int:
+    """The cap on a resource tarball's extracted content: ``$CCIP_TARBALL_MAX_GIB`` GiB, default 100."""
+    raw = str((os.environ if env is None else env).get("CCIP_TARBALL_MAX_GIB") or TARBALL_MAX_GIB_DEFAULT)
+    try:
+        gib = float(raw)
+    except ValueError:
+        gib = 0.0
+    if not gib > 0:
+        raise ValueError(f"CCIP_TARBALL_MAX_GIB={raw!r}: expected a positive number of GiB")
+    return int(gib * 2**30)
