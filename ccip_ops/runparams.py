@@ -86,7 +86,10 @@ def check(params: dict) -> RunParams:
         except RecursionError:
             raise InputError(f"run parameter {k!r} is nested too deeply") from None
         if err is not None:
-            raise InputError(f"run parameter {k!r} = {repr(out[k])[:300]} is invalid: {err.message[:300]}")
+            rule = err.message if len(err.message) <= 300 else \
+                f"breaks the schema's {err.validator!r} rule ({str(err.validator_value)[:100]})"
+            where = "".join(f"[{p!r}]" for p in err.absolute_path)
+            raise InputError(f"run parameter {k!r}{where} = {repr(err.instance)[:200]} is invalid: {rule}")
     if out["spw_groups"] is not None:
         listvalues.spw_groups(out["spw_groups"], "run parameter 'spw_groups'")
     ov = out["imaging_overrides"] or {}
