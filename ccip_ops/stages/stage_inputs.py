@@ -22,6 +22,7 @@ import hashlib
 import os
 import shutil
 import stat
+import time
 from pathlib import Path
 
 from .. import naming, paramlist
@@ -136,7 +137,7 @@ def copy_inputs(archive_root: Path, field_id: str, tree: RunTree) -> dict:
     """Check the field's archive folder and copy its inputs into ``working/``."""
     tree.make()
     write_json(tree.stage_data("stage_inputs"),
-               {"fingerprint": fingerprint(field_folder(archive_root, field_id))})
+               {"fingerprint": fingerprint(field_folder(archive_root, field_id)), "started": time.time()})
     found = check_inputs(archive_root, field_id)
     w = tree.working
     _copy(found["pims"], w / found["pims"].name)
