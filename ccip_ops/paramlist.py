@@ -90,10 +90,10 @@ def parse(path: str | Path) -> dict[str, Any]:
         key, value = (s.strip() for s in line.split("=", 1))
         if key not in KEYS:
             raise InputError(f"{path}:{n}: unknown parameter {key[:100]!r}")
+        val = _literal(path, n, key, value)
         if key in seen:
             raise InputError(f"{path}:{n}: {key!r} is set a second time (first on line {seen[key]})")
         seen[key] = n
-        val = _literal(path, n, key, value)
         if not isinstance(val, KEYS[key]) or (isinstance(val, bool) and bool not in KEYS[key]):
             want = " or ".join(t.__name__ for t in KEYS[key])
             raise InputError(f"{path}:{n}: {key!r} must be {want}, got {type(val).__name__} {val!r}")

@@ -25,7 +25,6 @@ from ..runtree import RunTree, remove, write_json
 log = logging.getLogger("ccip")
 RULE = "-" * 120
 MAX_MEMBERS = 100000
-TARBALL_ONLY = ("selfcal_table", "model_images", "tier1_mask", "tier2_mask")  # never made by earlier stages
 
 
 def _normalise(name: str) -> str:
@@ -88,21 +87,15 @@ def read_members(tar: tarfile.TarFile, tgz: Path, max_bytes: int | None = None) 
     return members
 
 
-def check_tarball(tgz: Path, vis_name: str, img: str) -> list[tarfile.TarInfo]:
-    """The first task's check of the archive's tarball (no extraction): readable, every member safe,
-    within the size cap, and the resources that only the tarball can give present."""
+def check_tarball(tgz: Path) -> list[tarfile.TarInfo]:
+    """The first task's check of the archive's tarball (the listing only, no extraction): readable,
+    every member safe, within the size cap. Whether the six resources are present is checked and
+    reported by restorepims (spec §2.3: its stage page shows the resource table)."""
     try:
         with tarfile.open(tgz, "r:gz") as tar:
-            members = read_members(tar, tgz)
+            return read_members(tar, tgz)
     except (tarfile.TarError, OSError, EOFError) as e:
         raise InputError(f"{tgz}: not a readable gzip tar file: {e}") from None
-    pats = naming.resource_patterns(vis_name, img)
-    missing = [f"{k} ({pats[k]})" for k in TARBALL_ONLY
-               if not any(fnmatch.fnmatch(m.name, pats[k]) for m in members)]
-    if missing:
-        raise InputError(f"{tgz}: no member matches the resource(s) " + ", ".join(missing)
-                         + " (spec §2.2; names are relative to the tarball's top, a leading './' is allowed)")
-    return members
 
 
 def _table(found: dict[str, tuple]) -> str:

@@ -9,8 +9,8 @@ operator fixes the folder once; no retry can help with that. Entry point: :func:
 
 Everything that can be known before the copy is checked before it: both parameter lists in full
 (``paramlist.check_seip``/``check_ccip``: a bad ``imagename``, ``phasecenter``, ``imsize``,
-``cell`` or ``spw`` would otherwise surface in stage 6, hours later), the tarball's members and
-resources (``restore_resources.check_tarball``), and the archive folder's entries: inside the MS
+``cell`` or ``spw`` would otherwise surface in stage 6, hours later), the tarball's members
+(``restore_resources.check_tarball``; which resources it holds is restorepims' check, spec §2.3), and the archive folder's entries: inside the MS
 no symbolic link and no device, fifo or socket (a link to a device would never finish copying, a
 link out of the archive would copy foreign content); an input that is itself a link must resolve
 inside the archive root. The folder's :func:`fingerprint` (names, sizes, times of its files) is
@@ -126,10 +126,9 @@ def check_inputs(archive_root: Path, field_id: str) -> dict:
     for k in REQUIRED_FILES + ("template",):
         if found[k] is not None and not stat.S_ISREG(os.stat(found[k]).st_mode):
             raise InputError(f"{found[k]} is not a regular file")
-    seip = paramlist.check_seip(found["SEIP_parameter.list"])
+    paramlist.check_seip(found["SEIP_parameter.list"])
     paramlist.check_ccip(found["CCIP_parameter.list"])
-    restore_resources.check_tarball(found["reimaging_resources.tgz"], naming.split_vis(found["name"]),
-                                    seip["imagename"])
+    restore_resources.check_tarball(found["reimaging_resources.tgz"])
     return found
 
 
