@@ -18,7 +18,9 @@ queued or running and passes them here as ``busy``; everything else is read from
   ``ceil(fields / max_runs)`` sweeps.
 
 :func:`clean_failed_runs` removes the MS copies (scratch of hundreds of GB at VLASS size) of the
-finished failed runs of the fields that are not busy; their weblogs and records stay.
+finished failed runs of the fields that are not busy, once a later run exists or the run ended
+``KEEP_FAILED_S`` (3 days) ago, the time an operator has to clear its failed groups; their weblogs
+and records stay.
 No Airflow import here; nothing is written to the archive.
 """
 from __future__ import annotations
@@ -139,21 +141,35 @@ def plan_sweep(archive: Path, work: Path, busy: set[str] | list[str], max_runs: 
             "max_runs": max_runs}
 
 
-def clean_failed_runs(work: Path, busy: set[str] | list[str]) -> dict[str, list[str]]:
-    """Remove the MS copies (``working/*.ms`` and their ``.flagversions``) of every finished run that
-    failed, in the fields that have no active run. Returns {run folder: [removed names]}."""
+KEEP_FAILED_S = 3 * 86400  # an operator's time to clear and retry a failed run's groups
+
+
+def clean_failed_runs(work: Path, busy: set[str] | list[str], keep_s: float = KEEP_FAILED_S,
+                      now: float | None = None) -> dict[str, list[str]]:
+    """Remove the MS copies (``working/*.ms`` and their ``.flagversions``) of the finished runs that
+    failed, in the fields that have no active run, once a later run of the field exists or the run
+    ended more than ``keep_s`` ago (until then an operator may clear its failed groups, which need
+    the MS). Returns {run folder: [removed names]}."""
+    import time
+
     busy, removed = set(busy), {}
+    now = time.time() if now is None else now
     work = Path(work)
     if not work.is_dir():
         return removed
     for fdir in sorted(work.iterdir()):
         if not fdir.is_dir() or not is_field_id(fdir.name) or fdir.name in busy:
             continue
+        runs = past_runs(work, fdir.name)
+        latest = runs[-1].run_id if runs else None
         for run in sorted(p for p in fdir.iterdir() if p.is_dir() and not p.name.startswith(".")):
             tree = RunTree(run)
             outcome, _ = _outcome(tree)
-            if outcome not in ("bad_input", "failed") or read_json(tree.report_json) is None:
+            if outcome not in ("bad_input", "failed") or not tree.report_json.is_file():
                 continue  # only finished runs: the weblog task wrote the report at the run's end
+            run_id = (read_json(tree.run_params_json, {}) or {}).get("run_id") or tree.owner() or run.name
+            if run_id == latest and now - tree.report_json.stat().st_mtime < keep_s:
+                continue
             gone = []
             for p in sorted(tree.working.glob("*.ms")) + sorted(tree.working.glob("*.ms.flagversions")) \
                     + sorted(tree.working.glob("*.ms.partial")):

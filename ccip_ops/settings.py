@@ -7,8 +7,9 @@ distributed Airflow (``scripts/``, ``docker/``) read the same names.
   ``<project>/.data/archive`` and ``<project>/.data/work``;
 - the ``casa_imaging`` pool: every CASA-heavy task holds slots of it, so its size says how many
   CASA processes run on the workers at once (``CCIP_IMAGING_SLOTS``, default one per core);
-- how long an imaging task may run (``CCIP_IMAGING_TIMEOUT_H``, default 24 h), which the Celery
-  broker's visibility timeout must exceed (``docker/airflow.env``);
+- how long an imaging task may run (``CCIP_IMAGING_TIMEOUT_H``, default 24 h) and any other CASA
+  task (``CCIP_STAGE_TIMEOUT_H``, default 12 h), which the Celery broker's visibility timeout must
+  exceed (``docker/airflow.env``);
 - the most a ``reimaging_resources.tgz`` may hold once extracted (``CCIP_TARBALL_MAX_GIB``, default
   100 GiB: a VLASS field's six resources are a few GiB);
 - the Airflow connection through which the archive sweep calls the REST API (``ccip_airflow_api``).
@@ -23,6 +24,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 IMAGING_POOL = "casa_imaging"
 IMAGING_POOL_DESCRIPTION = "CASA imaging tasks (one tclean each)"
 IMAGING_TIMEOUT_H_DEFAULT = 24
+STAGE_TIMEOUT_H_DEFAULT = 12
+LIGHT_TIMEOUT_H = 1  # the tasks without CASA work: editimlist_seip, collect, weblog, finalize
 AIRFLOW_API_CONN_ID = "ccip_airflow_api"  # http://<user>:<password>@<host>:<port> of the Airflow itself
 
 
@@ -54,13 +57,28 @@ def imaging_slots(env=None) -> int:
     return positive_int("CCIP_IMAGING_SLOTS", f"slots of the {IMAGING_POOL} pool", env) or os.cpu_count() or 2
 
 
-def imaging_timeout_h(env=None) -> float:
-    """``execution_timeout`` of an imaging task, in hours: ``$CCIP_IMAGING_TIMEOUT_H``, default 24."""
-    raw = str((os.environ if env is None else env).get("CCIP_IMAGING_TIMEOUT_H") or IMAGING_TIMEOUT_H_DEFAULT)
+def _hours(name: str, default: float, env=None) -> float:
+    raw = str((os.environ if env is None else env).get(name) or default)
     h = float(raw) if raw.strip().replace(".", "", 1).isdigit() else 0.0
     if h <= 0:
-        raise ValueError(f"CCIP_IMAGING_TIMEOUT_H={raw!r}: expected a positive number of hours")
+        raise ValueError(f"{name}={raw!r}: expected a positive number of hours")
     return h
+
+
+def imaging_timeout_h(env=None) -> float:
+    """``execution_timeout`` of an imaging task, in hours: ``$CCIP_IMAGING_TIMEOUT_H``, default 24."""
+    return _hours("CCIP_IMAGING_TIMEOUT_H", IMAGING_TIMEOUT_H_DEFAULT, env)
+
+
+def stage_timeout_h(env=None) -> float:
+    """``execution_timeout`` of every other CASA task (the MS copy, transform, restorepims, the fan-in
+    stages), in hours: ``$CCIP_STAGE_TIMEOUT_H``, default 12 (the light tasks have one hour)."""
+    return _hours("CCIP_STAGE_TIMEOUT_H", STAGE_TIMEOUT_H_DEFAULT, env)
+
+
+def longest_task_h(env=None) -> float:
+    """The longest any task of the pipeline may run, in hours."""
+    return max(imaging_timeout_h(env), stage_timeout_h(env))
 
 
 TARBALL_MAX_GIB_DEFAULT = 100

@@ -25,7 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-from ccip_ops.settings import IMAGING_POOL, IMAGING_POOL_DESCRIPTION, imaging_slots, imaging_timeout_h, positive_int
+from ccip_ops.settings import (IMAGING_POOL, IMAGING_POOL_DESCRIPTION, imaging_slots, imaging_timeout_h,
+                               longest_task_h, positive_int, stage_timeout_h)
 
 ROOT = Path(__file__).resolve().parent.parent
 DISTRIBUTED_ENV = ROOT / "docker" / "airflow.env"  # in a checkout; the image gets it from compose
@@ -159,10 +160,11 @@ def check_visibility_timeout(env: dict) -> int:
     broker hands a message that is not acknowledged in time to another worker, which starts the
     task again while the first still runs it."""
     vt = int(env.get(VISIBILITY_TIMEOUT) or CELERY_DEFAULT_VISIBILITY_TIMEOUT_S)
-    longest = imaging_timeout_h(env) * 3600 + TIMEOUT_MARGIN_S
+    longest = longest_task_h(env) * 3600 + TIMEOUT_MARGIN_S
     if vt < longest:
-        raise ValueError(f"{VISIBILITY_TIMEOUT}={vt} s is shorter than an imaging task may take "
-                         f"(CCIP_IMAGING_TIMEOUT_H={imaging_timeout_h(env):g} h + {TIMEOUT_MARGIN_S} s): the broker "
+        raise ValueError(f"{VISIBILITY_TIMEOUT}={vt} s is shorter than a task may take (the longer of "
+                         f"CCIP_IMAGING_TIMEOUT_H={imaging_timeout_h(env):g} h and CCIP_STAGE_TIMEOUT_H="
+                         f"{stage_timeout_h(env):g} h, + {TIMEOUT_MARGIN_S} s): the broker "
                          f"would start a running task a second time; raise it in docker/airflow.env")
     return vt
 

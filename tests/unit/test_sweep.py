@@ -9,6 +9,7 @@ import os
 import pytest
 
 from ccip_ops import PIPELINE_VERSION, reprocess
+from ccip_ops.naming import run_folder
 from ccip_ops.runtree import RunTree, write_json
 from ccip_ops.stagelog import record
 from ccip_ops.stages.stage_inputs import fingerprint
@@ -81,9 +82,15 @@ def test_a_week_of_sweeps(tmp_path, max_runs):
     assert tried[fixed][0] < fixed_on and len(tried[fixed]) == 2, tried[fixed]
     assert fixed_on <= done_on[fixed] < fixed_on + bound
     assert len(tried[fields[1]]) >= 2  # the crashing field is retried when nothing else needs the slots
-    # failed runs keep their weblog but not their MS copy; successful runs keep theirs
-    for run in (work / fields[1]).iterdir():
-        assert not (run / "working" / "a.ms").exists() and (run / "html" / "report.json").exists()
+    # failed runs keep their weblog but not their MS copy once a later run exists (the latest one is
+    # kept for an operator's clear-and-retry for KEEP_FAILED_S); successful runs keep theirs
+    runs = reprocess.past_runs(work, fields[1])
+    for r in runs:
+        run = work / fields[1] / run_folder(r.run_id)
+        assert (run / "working" / "a.ms").exists() == (r is runs[-1]), r.run_id
+        assert (run / "html" / "report.json").exists()
+    reprocess.clean_failed_runs(work, busy=set(), now=__import__("time").time() + reprocess.KEEP_FAILED_S + 1)
+    assert not (work / fields[1] / run_folder(runs[-1].run_id) / "working" / "a.ms").exists()
     assert all((r / "working" / "a.ms").exists() for f in good - {fixed} for r in (work / f).iterdir())
 
 
@@ -105,7 +112,8 @@ def test_busy_fields_are_neither_triggered_nor_cleaned(tmp_path):
     assert reprocess.plan_sweep(archive, work, busy={f}, max_runs=5)["trigger"] == []
     assert reprocess.clean_failed_runs(work, busy={f}) == {}
     assert (tree.working / "a.ms").exists()
-    assert reprocess.clean_failed_runs(work, busy=set()) == {f"{f}/r1": ["a.ms"]}
+    assert reprocess.clean_failed_runs(work, busy=set()) == {}  # the latest failed run, ended just now
+    assert reprocess.clean_failed_runs(work, busy=set(), keep_s=0) == {f"{f}/r1": ["a.ms"]}
     assert not (tree.working / "a.ms").exists() and tree.report_json.exists()
 
 
@@ -115,5 +123,5 @@ def test_an_unfinished_run_is_not_cleaned(tmp_path):
     tree = RunTree.for_run(f, "r1", work).make()
     (tree.working / "a.ms").mkdir()
     record(tree, "transform", "failed", 1.0, "RuntimeError: x")  # no report yet: the run is not over
-    assert reprocess.clean_failed_runs(work, busy=set()) == {}
+    assert reprocess.clean_failed_runs(work, busy=set(), keep_s=0) == {}
     assert (tree.working / "a.ms").exists()
