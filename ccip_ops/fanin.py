@@ -1,7 +1,8 @@
 """The fan-in after the mapped imaging tasks: which groups go on, which failed, and the per-group loop
 of stages 8-10, run on several groups at once (:func:`parallel_map`).
 
-One place for each rule: a group's outcome is read from its result files (:func:`imaging_outcomes`),
+One place for each rule: a group's outcome is read from its result files (:func:`imaging_outcomes`;
+a result is taken only when it was written by the group's latest try, :func:`ccip_ops.tries.accepted`),
 the failed groups are :attr:`FanIn.failed`, and "no spw group left" is :func:`require_groups`.
 Every function writes the fan-in state to ``working/fanin.json``, so the weblog shows it whatever
 failed later.
@@ -12,7 +13,7 @@ import logging
 from dataclasses import replace
 from typing import Callable, Iterable
 
-from . import groupworkers
+from . import groupworkers, tries
 
 from .exceptions import NothingLeftError
 from .model import FanIn, GroupFailure, ImagingResult, ImagingTarget
@@ -28,13 +29,22 @@ def imaging_outcomes(tree: RunTree, targets: Iterable[ImagingTarget], missing_is
     ok, failed = {}, []
     for t in targets:
         res = read_json(tree.result_json(t.label))
-        if res is not None:
+        if res is not None and tries.accepted(tree, t.label, tries.token_of(res)):
             ok[t.label] = ImagingResult.from_json(res)
+            continue
+        if res is not None:
+            failed.append(GroupFailure(t.group, t.label, superseded(tree, t.label, res)))
             continue
         err = read_json(tree.failure_json(t.label))
         if err is not None or missing_is_failure:
             failed.append(GroupFailure(t.group, t.label, (err or {}).get("error") or NO_RESULT))
     return ok, failed
+
+
+def superseded(tree: RunTree, label: str, res: dict) -> str:
+    o = tries.owner(tree, label) or {}
+    return (f"the result on disk is from try {((res.get('qa') or {}).get('try') or {}).get('number', '?')}, "
+            f"not from the latest try {o.get('try')}: not trusted")
 
 
 def save(tree: RunTree, fan: FanIn) -> FanIn:
@@ -59,6 +69,10 @@ def collect(tree: RunTree, targets: Iterable[ImagingTarget], results: Iterable[I
     through, the complete one on disk), and the failures of the others."""
     targets = tuple(targets)
     returned = {r.label: r for r in results if r is not None and r.status == "ok"}
+    for label, r in list(returned.items()):  # the returned result must be the one on disk, of the latest try
+        token = tries.token_of(r.to_json())
+        if not (tries.accepted(tree, label, token) and tries.token_of(read_json(tree.result_json(label))) == token):
+            del returned[label]
     on_disk, failed = imaging_outcomes(tree, [t for t in targets if t.label not in returned])
     ok = {**on_disk, **returned}
     fan = save(tree, FanIn(targets=targets, results=tuple(ok[t.label] for t in targets if t.label in ok),

@@ -1,19 +1,24 @@
-"""SEIP/CCIP parameter lists (spec/ccip_reference.md §3.1) and spw-group validation.
+"""SEIP/CCIP parameter lists (spec/ccip_reference.md §3.1), and the checks of their values.
 
 Grammar: ``key = value`` lines; ``#`` lines and lines without ``=`` are ignored; a line is
 split at its first ``=``; the value is a Python literal read with ``ast.literal_eval``
-(never evaluated as code). Unknown keys, values of the wrong type and unparsable values
-are refused with the file name, the line number and the key.
+(never evaluated as code), after its size and nesting depth are bounded (a crafted value cannot
+exhaust the parser). Unknown keys, values of the wrong type and unparsable values are refused
+with the file name, the line number and the key.
+
+:func:`check_seip` and :func:`check_ccip` check every value a list's later stages rely on
+(``imagename``, ``phasecenter``, ``imsize``, ``cell``, ``spw``, ``imaging_mode``) with the rules of
+:mod:`ccip_ops.listvalues`; the first task runs them on the archive's lists before it copies
+anything, and stages 2 and 6 run them again on their copies.
 """
 from __future__ import annotations
 
 import ast
-import re
 from pathlib import Path
 from typing import Any
 
+from . import listvalues
 from .exceptions import InputError
-from .naming import SPW_GROUP_PATTERN
 
 _STR = (str,)
 _NUM = (int, float)
@@ -32,27 +37,63 @@ KEYS: dict[str, tuple] = {
     "wprojplanes": (int,), "cutout_imsize": (int, list), "psfcutoff": _NUM,
     "smallscalebias": _NUM, "fastnoise": (bool,), "conjbeams": (bool,),
 }
-GROUP_RE = re.compile(SPW_GROUP_PATTERN)
+MAX_FILE_BYTES = 1 << 20  # a parameter list is a few hundred bytes
+MAX_VALUE_CHARS = 20000
+MAX_DEPTH = 8  # brackets nested deeper than this are no parameter value
+
+
+def _depth(text: str) -> int:
+    """How deeply brackets nest in ``text`` (quotes ignored: an over-estimate is safe)."""
+    d = best = 0
+    for ch in text:
+        if ch in "([{":
+            d += 1
+            best = max(best, d)
+        elif ch in ")]}":
+            d -= 1
+    return best
+
+
+def _literal(path: Path, n: int, key: str, value: str):
+    if len(value) > MAX_VALUE_CHARS:
+        raise InputError(f"{path}:{n}: value of {key!r} is {len(value)} characters long "
+                         f"(at most {MAX_VALUE_CHARS})")
+    if _depth(value) > MAX_DEPTH:
+        raise InputError(f"{path}:{n}: value of {key!r} nests brackets more than {MAX_DEPTH} deep")
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError, TypeError):
+        raise InputError(
+            f"{path}:{n}: value of {key!r} is not a Python literal: {value[:200]!r}"
+            " (strings need quotes, lists are Python lists)") from None
+    except (RecursionError, MemoryError):
+        raise InputError(f"{path}:{n}: value of {key!r} is too deeply nested or too large to read") from None
 
 
 def parse(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"parameter list not found: {path}")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise InputError(f"{path}: {size} bytes: a parameter list has at most {MAX_FILE_BYTES} bytes")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     out: dict[str, Any] = {}
-    for n, raw in enumerate(path.read_text().splitlines(), start=1):
+    seen: dict[str, int] = {}
+    for n, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue
         key, value = (s.strip() for s in line.split("=", 1))
         if key not in KEYS:
-            raise InputError(f"{path}:{n}: unknown parameter {key!r}")
-        try:
-            val = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            raise InputError(
-                f"{path}:{n}: value of {key!r} is not a Python literal: {value!r}"
-                " (strings need quotes, lists are Python lists)") from None
+            raise InputError(f"{path}:{n}: unknown parameter {key[:100]!r}")
+        val = _literal(path, n, key, value)
+        if key in seen:
+            raise InputError(f"{path}:{n}: {key!r} is set a second time (first on line {seen[key]})")
+        seen[key] = n
         if not isinstance(val, KEYS[key]) or (isinstance(val, bool) and bool not in KEYS[key]):
             want = " or ".join(t.__name__ for t in KEYS[key])
             raise InputError(f"{path}:{n}: {key!r} must be {want}, got {type(val).__name__} {val!r}")
@@ -61,15 +102,52 @@ def parse(path: str | Path) -> dict[str, Any]:
 
 
 def validate_spw_groups(spw: Any, source: str = "spw") -> list[str]:
-    """The CCIP ``spw`` value: a list of groups, each comma-separated integer spw ids."""
-    if not isinstance(spw, list):
-        raise InputError(
-            f"{source}: spw must be a list of spw groups such as ['2', '3,4'], got {type(spw).__name__} {spw!r}")
-    if not spw:
-        raise InputError(f"{source}: spw is an empty list: no spw group to image")
-    for g in spw:
-        if not isinstance(g, str) or not GROUP_RE.fullmatch(g):
-            raise InputError(
-                f"{source}: spw group {g!r} is not comma-separated integer spw ids "
-                "(channel '2:0~15' and range '1~4' selections are not allowed)")
-    return list(spw)
+    """The CCIP ``spw`` value: a list of distinct groups, each comma-separated integer spw ids."""
+    return listvalues.spw_groups(spw, source)
+
+
+def check_seip(path: str | Path) -> dict[str, Any]:
+    """``SEIP_parameter.list`` parsed and every value stage 2 and restorepims use checked."""
+    path = Path(path)
+    p = parse(path)
+    for key in ("imagename", "phasecenter"):
+        if key not in p:
+            raise InputError(f"{path}: required parameter {key!r} is missing")
+    listvalues.imagename(p["imagename"], f"{path}: imagename")
+    listvalues.phasecenter(p["phasecenter"], f"{path}: phasecenter")
+    if "imsize" in p:
+        listvalues.imsize(p["imsize"], f"{path}: imsize")
+    if "cell" in p:
+        listvalues.cell(p["cell"], f"{path}: cell")
+    mode = p.get("imaging_mode", "VLASS-SE-CONT")
+    if "awproject" in mode.lower() or "AWP" in mode:
+        raise InputError(f"{path}: imaging_mode {mode!r} needs awproject/cfcache; "
+                         "this pipeline restores mosaic-gridder SE products only")
+    return p
+
+
+def check_ccip(path: str | Path, spw_override=None) -> dict[str, Any]:
+    """``CCIP_parameter.list`` parsed and every value stage 6 and the imaging use checked (the run's
+    ``spw_groups``, when given, replace the list's ``spw``)."""
+    path = Path(path)
+    p = parse(path)
+    mode = p.get("imaging_mode", "VLASS-SE-CUBE")
+    if mode != "VLASS-SE-CUBE":
+        raise InputError(f"{path}: imaging_mode must be 'VLASS-SE-CUBE', got {mode!r}")
+    for key in ("imagename", "phasecenter"):
+        if key not in p:
+            raise InputError(f"{path}: required parameter {key!r} is missing")
+    listvalues.imagename(p["imagename"], f"{path}: imagename")
+    listvalues.phasecenter(p["phasecenter"], f"{path}: phasecenter")
+    if "imsize" in p:
+        listvalues.imsize(p["imsize"], f"{path}: imsize")
+    if "cell" in p:
+        listvalues.cell(p["cell"], f"{path}: cell")
+    if spw_override:
+        validate_spw_groups(list(spw_override), "run parameter spw_groups")
+    elif "spw" in p:
+        validate_spw_groups(p["spw"], f"{path}: spw")
+    vr = p.get("vlass_plane_reject_ms")
+    if isinstance(vr, dict):
+        listvalues.plane_reject(vr, f"{path}: vlass_plane_reject_ms")
+    return p

@@ -132,7 +132,7 @@ def image_spw_group(ctx, target, try_number: int = 1) -> ImagingResult:
         ctx.tree.results.mkdir(parents=True, exist_ok=True)
         write_json(ctx.tree.failure_json(t.label), err.to_json())
         raise FaultInjectedError(err.error)
-    return makeimages.image_group(ctx.tree, t)
+    return makeimages.image_group(ctx.tree, t, try_number)
 
 
 # ---- fan-in: stages 8-12 -----------------------------------------------------------------

@@ -11,8 +11,6 @@ distributed Airflow (``scripts/``, ``docker/``) read the same names.
   once: it holds as many slots of the same pool (``CCIP_FANIN_SLOTS``, default the pool's size,
   never more: a task holding more slots than the pool has would never run); the serial runner
   uses the same number of processes;
-- how long an imaging task may run (``CCIP_IMAGING_TIMEOUT_H``, default 24 h), which the Celery
-  broker's visibility timeout must exceed (``docker/airflow.env``);
 - how often a running CASA call says it is still running in the task log
   (``CCIP_CASA_HEARTBEAT_S``, default 300 s; 0 turns the heartbeat off);
 - how long a whole run may take (``CCIP_RUN_TIMEOUT_H``, the DAG's ``dagrun_timeout``; default
@@ -22,6 +20,11 @@ distributed Airflow (``scripts/``, ``docker/``) read the same names.
 - who is told of a failed run (``CCIP_ALERT_EMAIL``, comma-separated; unset: nobody) and through
   which SMTP connection (``CCIP_SMTP_CONN_ID``, default ``smtp_default``; the connection itself is
   configured by environment, ``AIRFLOW_CONN_SMTP_DEFAULT``);
+- how long an imaging task may run (``CCIP_IMAGING_TIMEOUT_H``, default 24 h) and any other CASA
+  task (``CCIP_STAGE_TIMEOUT_H``, default 12 h), which the Celery broker's visibility timeout must
+  exceed (``docker/airflow.env``);
+- the most a ``reimaging_resources.tgz`` may hold once extracted (``CCIP_TARBALL_MAX_GIB``, default
+  100 GiB: a VLASS field's six resources are a few GiB);
 - the Airflow connection through which the archive sweep calls the REST API (``ccip_airflow_api``).
 """
 from __future__ import annotations
@@ -34,6 +37,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 IMAGING_POOL = "casa_imaging"
 IMAGING_POOL_DESCRIPTION = "CASA imaging tasks (one tclean each)"
 IMAGING_TIMEOUT_H_DEFAULT = 24
+STAGE_TIMEOUT_H_DEFAULT = 12
+LIGHT_TIMEOUT_H = 1  # the tasks without CASA work: editimlist_seip, collect, weblog, finalize
 AIRFLOW_API_CONN_ID = "ccip_airflow_api"  # http://<user>:<password>@<host>:<port> of the Airflow itself
 
 
@@ -72,13 +77,43 @@ def fanin_slots(env=None) -> int:
     return min(positive_int("CCIP_FANIN_SLOTS", "spw groups a fan-in task works on at once", env) or pool, pool)
 
 
-def imaging_timeout_h(env=None) -> float:
-    """``execution_timeout`` of an imaging task, in hours: ``$CCIP_IMAGING_TIMEOUT_H``, default 24."""
-    raw = str((os.environ if env is None else env).get("CCIP_IMAGING_TIMEOUT_H") or IMAGING_TIMEOUT_H_DEFAULT)
+def _hours(name: str, default: float, env=None) -> float:
+    raw = str((os.environ if env is None else env).get(name) or default)
     h = float(raw) if raw.strip().replace(".", "", 1).isdigit() else 0.0
     if h <= 0:
-        raise ValueError(f"CCIP_IMAGING_TIMEOUT_H={raw!r}: expected a positive number of hours")
+        raise ValueError(f"{name}={raw!r}: expected a positive number of hours")
     return h
+
+
+def imaging_timeout_h(env=None) -> float:
+    """``execution_timeout`` of an imaging task, in hours: ``$CCIP_IMAGING_TIMEOUT_H``, default 24."""
+    return _hours("CCIP_IMAGING_TIMEOUT_H", IMAGING_TIMEOUT_H_DEFAULT, env)
+
+
+def stage_timeout_h(env=None) -> float:
+    """``execution_timeout`` of every other CASA task (the MS copy, transform, restorepims, the fan-in
+    stages), in hours: ``$CCIP_STAGE_TIMEOUT_H``, default 12 (the light tasks have one hour)."""
+    return _hours("CCIP_STAGE_TIMEOUT_H", STAGE_TIMEOUT_H_DEFAULT, env)
+
+
+def longest_task_h(env=None) -> float:
+    """The longest any task of the pipeline may run, in hours."""
+    return max(imaging_timeout_h(env), stage_timeout_h(env))
+
+
+TARBALL_MAX_GIB_DEFAULT = 100
+
+
+def tarball_max_bytes(env=None) -> int:
+    """The cap on a resource tarball's extracted content: ``$CCIP_TARBALL_MAX_GIB`` GiB, default 100."""
+    raw = str((os.environ if env is None else env).get("CCIP_TARBALL_MAX_GIB") or TARBALL_MAX_GIB_DEFAULT)
+    try:
+        gib = float(raw)
+    except ValueError:
+        gib = 0.0
+    if not gib > 0:
+        raise ValueError(f"CCIP_TARBALL_MAX_GIB={raw!r}: expected a positive number of GiB")
+    return int(gib * 2**30)
 
 
 def casa_heartbeat_s(env=None) -> float:

@@ -10,8 +10,10 @@ See DESIGN.md §1 for the shape:
    -> weblog (all_done: always renders) -> finalize (fails the run if any group or stage failed)
 
 Failures are mapped in one place (``_step``): a cause that no retry can fix (bad input, every
-group failed, an operator's drill; ``ccip_ops.exceptions``) fails the task at once; anything
-else is retried with backoff.
+group failed, an operator's drill; ``ccip_ops.exceptions``) fails the task at once, and so does
+a task's own ``execution_timeout`` (another try would take as long); anything else is retried
+with backoff. Every task has an ``execution_timeout``: imaging ``CCIP_IMAGING_TIMEOUT_H``, the
+other CASA tasks ``CCIP_STAGE_TIMEOUT_H``, the light ones an hour (``ccip_ops.settings``).
 
 Operators are told (issue 17): a failed run mails ``$CCIP_ALERT_EMAIL`` through the SMTP provider
 (:func:`notify_failure`: the field, the failed groups or stages, the weblog's URL); a run may take
@@ -25,12 +27,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout
 
 from ccip_ops.runparams import SCHEMAS
-from ccip_ops.settings import IMAGING_POOL, fanin_slots, imaging_timeout_h, run_timeout_h
+from ccip_ops.settings import (IMAGING_POOL, LIGHT_TIMEOUT_H, fanin_slots, imaging_timeout_h, run_timeout_h,
+                               stage_timeout_h)
 
 IMAGING_TIMEOUT = timedelta(hours=imaging_timeout_h())
+STAGE_TIMEOUT = timedelta(hours=stage_timeout_h())
+LIGHT_TIMEOUT = timedelta(hours=LIGHT_TIMEOUT_H)
 RUN_TIMEOUT = timedelta(hours=run_timeout_h())
 FANIN_SLOTS = fanin_slots()  # each fan-in task works on this many spw groups at once, holding as many slots
 # one asset for every field's delivered products; the event's extra names the field and the run
@@ -78,6 +83,9 @@ def _step(name: str, *args, **kw):
 
     try:
         return pipeline.as_json(getattr(pipeline, name)(*args, **kw))
+    except AirflowTaskTimeout as e:  # the task's own limit: deterministic, never retried
+        raise AirflowFailException(f"{name} ran into its execution_timeout; another try would take as long "
+                                   "(raise CCIP_IMAGING_TIMEOUT_H / CCIP_STAGE_TIMEOUT_H or shrink the work)") from e
     except Exception as e:
         if not is_retryable(e):
             raise AirflowFailException(f"{type(e).__name__}: {e}") from e
@@ -100,7 +108,7 @@ def _run():
     on_failure_callback=notify_failure,
     tags=["vlass", "ccip", "casa"],
     default_args={"retries": 2, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": True,
-                  "max_retry_delay": timedelta(minutes=10),
+                  "max_retry_delay": timedelta(minutes=10), "execution_timeout": STAGE_TIMEOUT,
                   # finish started fields first: a task weighs as much as everything before it
                   "weight_rule": "upstream"},
     params={  # the trigger form; one schema definition with the first task's check (ccip_ops.runparams)
@@ -118,7 +126,7 @@ def vlass_se_cube():
         # the parameters are checked again there: the form is not the only way to create a run
         return _step("stage_inputs", {k: c["params"].get(k) for k in SCHEMAS}, c["run_id"])
 
-    @task(retries=0)
+    @task(retries=0, execution_timeout=LIGHT_TIMEOUT)
     def editimlist_seip(ctx: dict) -> dict:
         return _step("editimlist_seip", ctx)
 
@@ -144,7 +152,7 @@ def vlass_se_cube():
         c["spw_group"] = target["label"]
         return _step("image_spw_group", ctx, target, try_number=c["ti"].try_number)
 
-    @task(trigger_rule="all_done_min_one_success")
+    @task(trigger_rule="all_done_min_one_success", execution_timeout=LIGHT_TIMEOUT)
     def collect(ctx: dict, targets: list[dict], results) -> dict:
         return _step("collect", ctx, targets, list(results or []))
 
@@ -173,11 +181,11 @@ def vlass_se_cube():
             "fits": list(out.get("products") or [])}
         return out
 
-    @task(trigger_rule="all_done", retries=1)
+    @task(trigger_rule="all_done", retries=1, execution_timeout=LIGHT_TIMEOUT)
     def weblog() -> str:
         return _step("weblog", *_run())
 
-    @task(trigger_rule="all_done", retries=0)
+    @task(trigger_rule="all_done", retries=0, execution_timeout=LIGHT_TIMEOUT)
     def finalize(html: str | None) -> str:
         from ccip_ops.pipeline import errors
         from ccip_ops.runtree import RunTree

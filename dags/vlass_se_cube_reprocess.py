@@ -3,7 +3,9 @@
 Lists the archive's fields whose inputs are complete and that have no completed run of the
 current pipeline version (all of them when ``force`` is set), and triggers one
 ``vlass_se_cube`` run per field, at most ``max_runs`` per sweep, never for a field that
-already has a run queued or running. The decisions are in ``ccip_ops.reprocess``.
+already has a run queued or running, nor for one whose last run failed on bad input while its
+archive folder is unchanged; never-tried fields go first. It then removes the MS copies of the
+finished failed runs. The decisions are in ``ccip_ops.reprocess``.
 
 Schedule: ``CCIP_REPROCESS_CRON`` (cron, UTC; default ``0 6 * * *``); default cap:
 ``CCIP_REPROCESS_MAX_RUNS`` (default 4).
@@ -17,6 +19,7 @@ for itself). A task cannot list DAG runs with their parameters any other way in 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
 
@@ -34,7 +37,7 @@ TARGET_DAG = "vlass_se_cube"
     catchup=False,
     max_active_runs=1,
     tags=["vlass", "ccip"],
-    default_args={"retries": 1},
+    default_args={"retries": 1, "execution_timeout": timedelta(minutes=30)},  # a listing and a few REST calls
     params={
         "force": Param(False, type="boolean", title="reprocess all fields",
                        description="Trigger every field with complete inputs, even those already processed "
@@ -49,7 +52,7 @@ def vlass_se_cube_reprocess():
     def sweep() -> dict:
         import time
 
-        from ccip_ops.reprocess import plan_sweep
+        from ccip_ops.reprocess import clean_failed_runs, plan_sweep
         from ccip_ops.settings import archive_root, work_root
         from scripts.airflow_api import AirflowApi
 
@@ -62,7 +65,8 @@ def vlass_se_cube_reprocess():
             runs = api.dag_runs(TARGET_DAG, states=("queued", "running"))
             return {(r.get("conf") or {}).get("field_id") for r in runs} - {None}
 
-        plan = plan_sweep(archive_root(), work_root(), busy_fields(), int(p["max_runs"]), bool(p["force"]))
+        busy = busy_fields()
+        plan = plan_sweep(archive_root(), work_root(), busy, int(p["max_runs"]), bool(p["force"]))
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         plan["triggered"] = {}
         for f in plan["trigger"]:
@@ -78,6 +82,9 @@ def vlass_se_cube_reprocess():
             print(f"triggered {TARGET_DAG} run {run_id} for field {f}")
         for f, why in sorted(plan["skipped"].items()):
             print(f"left {f}: {why}")
+        plan["cleaned"] = clean_failed_runs(work_root(), busy | set(plan["triggered"]))
+        for run, names in sorted(plan["cleaned"].items()):
+            print(f"removed the MS copies of failed run {run}: {', '.join(names)}")
         return plan
 
     sweep()

@@ -11,8 +11,10 @@
   shows that page in the UI, and a *VLASS weblogs* entry in the navigation bar.
 
 The pages need a logged-in user allowed to read the DAG's runs (the UI's session cookie, or a
-``Bearer`` token from ``/auth/token``). Only ``html/``, ``products/`` and the CASA logs of a run
-are served, never the rest of ``working/`` nor anything outside the run tree.
+``Bearer`` token from ``/auth/token``). Only runs of ``vlass_se_cube`` have weblogs (another DAG's
+run with the same run id is never given this one's files), and only ``html/``, ``products/`` and the CASA logs
+(``working/logs/``, ``working/casa_commands.log``) of a run are served, never ``working/`` nor anything outside the run tree: the containment check is
+made on the final file, symbolic links resolved (``RunTree.served``), after ``index.html`` is added.
 """
 from __future__ import annotations
 
@@ -24,8 +26,9 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from airflow.plugins_manager import AirflowPlugin
 
 PREFIX = "/ccip"
-SERVED = ("html", "products", "working/logs")
+SERVED = ("html", "products", "working/logs", "working/casa_commands.log")
 TEXT = ("working/logs/", "working/casa_commands.log")  # served as text/plain
+WEBLOG_DAG = "vlass_se_cube"  # the only DAG whose runs have run trees
 
 app = FastAPI(title="ccip weblogs", description="VLASS-SE-CUBE weblogs of the runs")
 
@@ -65,6 +68,8 @@ def _tree(dag_id: str, run_id: str):
     from ccip_ops.exceptions import InputError
     from ccip_ops.runtree import RunTree
 
+    if dag_id != WEBLOG_DAG:
+        raise HTTPException(404, f"only runs of {WEBLOG_DAG} have weblogs, not runs of {dag_id!r}")
     conf, state = _run(dag_id, run_id)
     try:
         return RunTree.for_run(conf.get("field_id", ""), run_id), state
@@ -112,18 +117,13 @@ def run_file(dag_id: str, run_id: str, path: str):
                                   "has no VLASS field (no <code>field_id</code> parameter), so no weblog.</p>", 404)
     if not path:
         path = "html/index.html"
-    root = tree.root.resolve()
-    f = (tree.root / path).resolve()
-    if not (any(f.is_relative_to(root / d) for d in SERVED) or f == root / "working" / "casa_commands.log"):
-        raise HTTPException(404, "only a run's html/, products/ and CASA logs are served")
-    if f.is_dir():
-        f = f / "index.html"
-    if not f.is_file():
-        if path == "html/index.html":
+    f = tree.served(path, SERVED)
+    if f is None:
+        if path == "html/index.html" and not (tree.html / "index.html").exists():
             return _page("weblog not written yet",
                          f"<p>The weblog of run <code>{_html.escape(run_id)}</code> is not written yet: the run is "
                          f"<b>{_html.escape(state)}</b>. It is written by the run's <code>weblog</code> task.</p>", 404)
-        raise HTTPException(404, f"{path} is not in this run's tree")
+        raise HTTPException(404, f"{path} is not a file of this run's html/, products/ or CASA logs")
     if any(path.startswith(t) for t in TEXT):
         return FileResponse(f, media_type="text/plain; charset=utf-8")
     return FileResponse(f)

@@ -1,11 +1,14 @@
 """What every Airflow of the project is set up with, however it runs: one place for each.
 
 - the ``casa_imaging`` pool (name, description and size from :mod:`ccip_ops.settings`), made by
-  :func:`ensure_imaging_pool` for the embedded Airflow (:mod:`scripts.airflow_local`), the loopback
+  :func:`ensure_imaging_pool`, never with every worker slot (:func:`pool_size`: imaging holds its
+  slots for hours, and another field's first stages, the sweep, or a weblog would wait in
+  ``queued`` until Airflow fails them as stuck), for the embedded Airflow (:mod:`scripts.airflow_local`), the loopback
   cluster (:mod:`scripts.airflow_cluster`) and the docker deployment's ``airflow-init``
   (``python -m scripts.airflow_setup init``). It runs ``airflow pools set``, which needs only the
   migrated database: the pool exists before any scheduler or API server starts;
-- the distributed Airflow's settings, ``docker/airflow.env``, read by ``docker/docker-compose.yml``
+- the distributed Airflow's settings, ``docker/airflow.env``, and how long an API-server outage its
+  running tasks outlive (:func:`outage_tolerance_s`), read by ``docker/docker-compose.yml``
   (``env_file``) and by the cluster harness (:func:`read_env_file`), and the rule that its Celery
   visibility timeout outlasts an imaging task (:func:`check_visibility_timeout`);
 - the ``airflow`` command next to this interpreter, a free loopback port, waiting for a server.
@@ -25,7 +28,8 @@ import sys
 import time
 from pathlib import Path
 
-from ccip_ops.settings import IMAGING_POOL, IMAGING_POOL_DESCRIPTION, imaging_slots, imaging_timeout_h
+from ccip_ops.settings import (IMAGING_POOL, IMAGING_POOL_DESCRIPTION, imaging_slots, imaging_timeout_h,
+                               longest_task_h, positive_int, stage_timeout_h)
 
 ROOT = Path(__file__).resolve().parent.parent
 DISTRIBUTED_ENV = ROOT / "docker" / "airflow.env"  # in a checkout; the image gets it from compose
@@ -78,11 +82,62 @@ def wait_for(pred, timeout: float, what: str, proc: subprocess.Popen | None = No
     raise TimeoutError(f"{what}: not ready after {timeout:.0f} s\n{tail()}")
 
 
+def worker_slots(env: dict) -> int | None:
+    """How many tasks the Airflow that ``env`` configures runs at once: ``CCIP_WORKER_SLOTS`` (the
+    Celery slots of all workers together) where set; for a CeleryExecutor without it, unknown (None:
+    the number of workers is the deployment's); else the executor's ``[core] parallelism``."""
+    explicit = positive_int("CCIP_WORKER_SLOTS", "Celery worker slots of all workers together", env)
+    if explicit:
+        return explicit
+    if "Celery" in str(env.get("AIRFLOW__CORE__EXECUTOR", "")):
+        return None
+    return positive_int("AIRFLOW__CORE__PARALLELISM", "tasks the executor runs at once", env) or 32
+
+
+def pool_size(env: dict) -> tuple[int, str]:
+    """(slots of the ``casa_imaging`` pool, why): ``CCIP_IMAGING_SLOTS``, capped so that
+    ``CCIP_RESERVED_SLOTS`` (default 1) worker slots always stay free for the tasks outside the pool."""
+    slots = imaging_slots(env)
+    total = worker_slots(env)
+    reserve = positive_int("CCIP_RESERVED_SLOTS", "worker slots kept for tasks other than imaging", env) or 1
+    if total is None:
+        return slots, (f"{slots} slots (CCIP_IMAGING_SLOTS); set CCIP_WORKER_SLOTS to the workers' slots so that "
+                       f"the pool is checked to leave {reserve} of them to other tasks")
+    if total <= reserve:
+        raise ValueError(f"{total} worker slot(s) (CCIP_WORKER_SLOTS or [core] parallelism) leave none for "
+                         f"other tasks while imaging holds one: run more worker slots than CCIP_RESERVED_SLOTS="
+                         f"{reserve}")
+    if slots > total - reserve:
+        return total - reserve, (f"{total - reserve} slots: CCIP_IMAGING_SLOTS={slots} capped to the {total} worker "
+                                 f"slots less the {reserve} kept for other tasks")
+    return slots, f"{slots} slots of {total} worker slots ({total - slots} free for other tasks)"
+
+
+def outage_tolerance_s(env: dict) -> tuple[float, dict[str, float]]:
+    """How long an API-server outage a running task outlives with ``env``'s settings (seconds), and
+    each limit: the task token is renewed only when less than a fifth of its lifetime is left
+    (``[execution_api] jwt_expiration_time``); the supervisor kills its task after
+    ``[workers] max_failed_heartbeats`` failed heartbeats, at least ``min_heartbeat_interval``
+    apart; the scheduler fails a task that has not heartbeated for
+    ``[scheduler] task_instance_heartbeat_timeout``."""
+    def num(key: str, default: float) -> float:
+        return float(env.get(key) or default)
+
+    interval = num("AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL", 5)
+    limits = {
+        "token": max(0.2 * num("AIRFLOW__EXECUTION_API__JWT_EXPIRATION_TIME", 600), 30) - interval,
+        "failed_heartbeats": num("AIRFLOW__WORKERS__MAX_FAILED_HEARTBEATS", 3) * interval,
+        "heartbeat_timeout": num("AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT", 300),
+    }
+    return min(limits.values()), limits
+
+
 def ensure_imaging_pool(env: dict | None = None, log: Path | None = None, cwd: Path | None = None) -> int:
-    """Create the ``casa_imaging`` pool, or resize it, to ``imaging_slots(env)`` slots in the database
+    """Create the ``casa_imaging`` pool, or resize it, to :func:`pool_size` slots in the database
     of the Airflow that ``env`` configures. Returns the slots."""
     env = dict(os.environ if env is None else env)
-    slots = imaging_slots(env)
+    slots, why = pool_size(env)
+    print(f"pool {IMAGING_POOL}: {why}", file=sys.stderr)
     run_airflow(["pools", "set", IMAGING_POOL, str(slots), IMAGING_POOL_DESCRIPTION], env, log, cwd)
     return slots
 
@@ -108,10 +163,11 @@ def check_visibility_timeout(env: dict) -> int:
     broker hands a message that is not acknowledged in time to another worker, which starts the
     task again while the first still runs it."""
     vt = int(env.get(VISIBILITY_TIMEOUT) or CELERY_DEFAULT_VISIBILITY_TIMEOUT_S)
-    longest = imaging_timeout_h(env) * 3600 + TIMEOUT_MARGIN_S
+    longest = longest_task_h(env) * 3600 + TIMEOUT_MARGIN_S
     if vt < longest:
-        raise ValueError(f"{VISIBILITY_TIMEOUT}={vt} s is shorter than an imaging task may take "
-                         f"(CCIP_IMAGING_TIMEOUT_H={imaging_timeout_h(env):g} h + {TIMEOUT_MARGIN_S} s): the broker "
+        raise ValueError(f"{VISIBILITY_TIMEOUT}={vt} s is shorter than a task may take (the longer of "
+                         f"CCIP_IMAGING_TIMEOUT_H={imaging_timeout_h(env):g} h and CCIP_STAGE_TIMEOUT_H="
+                         f"{stage_timeout_h(env):g} h, + {TIMEOUT_MARGIN_S} s): the broker "
                          f"would start a running task a second time; raise it in docker/airflow.env")
     return vt
 
@@ -166,7 +222,12 @@ def main(argv: list[str]) -> int:
         return 2
     vt = check_visibility_timeout(os.environ)
     slots = ensure_imaging_pool()
-    print(f"visibility timeout {vt} s outlasts an imaging task; pool {IMAGING_POOL}: {slots} slots")
+    outage, limits = outage_tolerance_s(os.environ)
+    print(f"visibility timeout {vt} s outlasts an imaging task; pool {IMAGING_POOL}: {slots} slots; running "
+          f"tasks outlive an API-server outage of {outage:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in limits.items())})")
+    if outage < 300:
+        print("WARNING: a 5-minute API-server outage would kill running tasks: raise the smallest limit above",
+              file=sys.stderr)
     return 0
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import naming, paramlist
+from .. import listvalues, naming, paramlist
 from ..casatables import msmetadata
 from ..exceptions import InputError, NothingLeftError
 from ..heuristics import fields as fieldsel
@@ -38,18 +38,17 @@ def _required(params: dict, key: str, path: Path):
 
 
 def _imsize(v) -> list[int]:
-    """12500, [12500] or [12500, 12500] -> [12500, 12500]."""
-    v = [v] if isinstance(v, int) else list(v)
-    return [int(v[0]), int(v[-1])]
+    """12500, [12500] or [12500, 12500] -> [12500, 12500] (checked: listvalues.imsize)."""
+    return listvalues.imsize(v)
 
 
 def _cell(v) -> str:
-    return v if isinstance(v, str) else v[0]
+    return listvalues.cell(v)
 
 
 def seip_target(tree: RunTree) -> SeipTarget:
     path = tree.working / "SEIP_parameter.list"
-    p = paramlist.parse(path)
+    p = paramlist.check_seip(path)  # as the first task did on the archive's copy
     spw = p.get("spw", "2~17")
     target = SeipTarget(
         imaging_mode=p.get("imaging_mode", "VLASS-SE-CONT"),
@@ -88,7 +87,7 @@ def flag_fractions(vis: str, field_ids: list[int], spws: list[int], casa: Casa) 
 def ccip_targets(tree: RunTree, vis_rel: str, masks: tuple[str, ...], spw_override: tuple[str, ...] | None = None,
                  overrides: dict | None = None) -> list[ImagingTarget]:
     path = tree.working / "CCIP_parameter.list"
-    p = paramlist.parse(path)
+    p = paramlist.check_ccip(path, spw_override)  # as the first task did on the archive's copy
     mode = p.get("imaging_mode", "VLASS-SE-CUBE")
     if mode != "VLASS-SE-CUBE":
         raise InputError(f"{path}: imaging_mode must be 'VLASS-SE-CUBE', got {mode!r}")

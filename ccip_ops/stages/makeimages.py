@@ -13,9 +13,12 @@ R = ``s7_0.<IMG>.spw<g>`` and T = ``R.IQUV``:
 - every restored/residual plane has a beam (CAS-13401 check, copied from the psf if absent);
 - the VLASS miscinfo keywords on every ``T.iter3.*``.
 
-Stale ``R*`` files are deleted first, so a retry starts clean; the result JSON is written
-last, under a temporary name then renamed: it is complete or absent. An error is recorded
-in ``working/results/<label>.failed.json`` for the weblog and re-raised.
+Each try images in its own folder ``working/tries/<label>/try<n>/`` and moves its images into
+``working/`` only while it is the group's latest try (:mod:`ccip_ops.tries`): an earlier try that
+still runs never overwrites a later one's. Stale ``R*`` files are deleted first, so a retry starts
+clean; the result JSON (with the try's token) is written last, under a temporary name then
+renamed: it is complete or absent. An error is recorded in
+``working/results/<label>.failed.json`` for the weblog and re-raised.
 Entry point: :func:`image_group`.
 """
 from __future__ import annotations
@@ -26,7 +29,7 @@ import time
 import traceback
 from pathlib import Path
 
-from .. import casa_env, casaimage, provenance
+from .. import casa_env, casaimage, provenance, tries
 from ..casatables import msmetadata
 from ..exceptions import IncompleteProductError
 from ..heuristics import imaging as H
@@ -148,56 +151,66 @@ def _thermal_or_none(casa: Casa, vis: str, target: ImagingTarget) -> float | Non
         return None
 
 
-def image_group(tree: RunTree, target: ImagingTarget) -> ImagingResult:
+def image_group(tree: RunTree, target: ImagingTarget, try_number: int = 1) -> ImagingResult:
     w = tree.working
     tree.results.mkdir(parents=True, exist_ok=True)
+    token = tries.claim(tree, target.label, try_number)
     res_path, fail_path = tree.result_json(target.label), tree.failure_json(target.label)
     for p in (res_path, fail_path):
         remove(p)
     names = target.names
     for p in w.glob(names.imagename + ".*"):  # stale files of this group: a retry starts clean
         remove(p)
+    s = tries.scratch(tree, target.label, try_number)  # this try's own folder
+    remove(s)
+    s.mkdir(parents=True)
     casa = Casa(w, target.label)
     t_start = time.time()
     try:
         vis = str(tree.abs(target.vis))
         info = {"masks": []}
-        casa("tclean", **H.tclean_args(target, vis, str(w / names.iteration_root(0)), 0, None))
-        ensure_beams(w, names.iteration_root(0))
+        casa("tclean", **H.tclean_args(target, vis, str(s / names.iteration_root(0)), 0, None))
+        ensure_beams(s, names.iteration_root(0))
         for n, m in enumerate(target.masks, start=1):
-            for p in w.glob(names.iteration_root(n) + "*"):
+            for p in s.glob(names.iteration_root(n) + "*"):
                 remove(p)
             if m == "pb":
                 mask_arg = "pb"
             else:
-                cm = w / names.name("cleanmask", n)
-                how = _make_cleanmask(casa, tree.abs(m), w / names.name("pb", n - 1), cm)
+                cm = s / names.name("cleanmask", n)
+                how = _make_cleanmask(casa, tree.abs(m), s / names.name("pb", n - 1), cm)
                 info["masks"].append({"iteration": n, "mask": m, "cleanmask": cm.name, "how": how})
                 mask_arg = str(cm)
-            _move_products(w, names.iteration_root(n - 1), names.iteration_root(n))
-            casa("tclean", **H.tclean_args(target, vis, str(w / names.iteration_root(n)), n, mask_arg))
-            ensure_beams(w, names.iteration_root(n))
+            _move_products(s, names.iteration_root(n - 1), names.iteration_root(n))
+            casa("tclean", **H.tclean_args(target, vis, str(s / names.iteration_root(n)), n, mask_arg))
+            ensure_beams(s, names.iteration_root(n))
         last = len(target.masks)
         kw = H.vlass_keywords(target, actual_bandwidth(casa, vis, target.spws))
-        for p in w.glob(names.iteration_root(last) + ".*"):
+        for p in s.glob(names.iteration_root(last) + ".*"):
             casaimage.update_miscinfo(p, **kw, VLASSITY=H.image_type(p.name))
-        images = {kind: tree.rel(w / names.name(kind, last))
-                  for kind in ("image", "residual", "psf", "pb", "model", "sumwt", "weight", "mask")}
-        missing = [k for k, v in images.items() if not tree.abs(v).exists()]
+        kinds = ("image", "residual", "psf", "pb", "model", "sumwt", "weight", "mask")
+        missing = [k for k in kinds if not (s / names.name(k, last)).exists()]
         if missing:
             raise IncompleteProductError(f"tclean finished but products are missing: {missing}")
+        tries.promote(tree, target.label, token, s, names.imagename)
+        images = {kind: tree.rel(w / names.name(kind, last)) for kind in kinds}
         result = ImagingResult(
             target=target, status="ok", images=images, beam=casaimage.beam(tree.abs(images["image"])),
             qa={"wall_s": round(time.time() - t_start, 2), "masks": info["masks"],
-                "VLASSBW": kw["VLASSBW"], "VLASSBWN": kw["VLASSBWN"],
+                "VLASSBW": kw["VLASSBW"], "VLASSBWN": kw["VLASSBWN"], "try": {"number": try_number, "token": token},
                 "thermal_sigma_jy": _thermal_or_none(casa, vis, target)},
             tclean_calls=casa.records(), pipeline=provenance.stamp())
+        tries.check(tree, target.label, token)
         write_json(res_path, result.to_json())
+        tries.discard(s)
         return result
     except Exception as e:
         err = f"{type(e).__name__}: {e}"
-        failed = ImagingResult(target=target, status="failed", error=err, tclean_calls=casa.records(),
-                               pipeline=provenance.stamp(),
-                               qa={"traceback": traceback.format_exc(limit=5)})
-        write_json(fail_path, failed.to_json())
+        if tries.accepted(tree, target.label, token):  # a superseded try leaves the live one's record alone
+            failed = ImagingResult(target=target, status="failed", error=err, tclean_calls=casa.records(),
+                                   pipeline=provenance.stamp(),
+                                   qa={"traceback": traceback.format_exc(limit=5),
+                                       "try": {"number": try_number, "token": token}})
+            write_json(fail_path, failed.to_json())
+        tries.discard(s)
         raise

@@ -1,11 +1,14 @@
 """Step 1 of hifv_restorepims (stage 4, spec §2.2-§2.3): check and extract ``reimaging_resources.tgz``.
 
 The tarball and its six resources are checked, and only the matching members extracted,
-safely (absolute paths, ``..``, links pointing outside and device files are refused by name),
+safely (absolute paths, ``..``, links pointing outside, hard links to members that are not in the
+tarball, duplicate member names, device files and more than ``CCIP_TARBALL_MAX_GIB`` of content
+are refused by name; ``./`` prefixes, as ``tar -C dir .`` writes them, are dropped first),
 into a staging folder first, so a failed check changes nothing; an existing ``statwt_1`` flag
 version is never overwritten (the flag directory is then not extracted). If anything is
 missing the stage fails with the §2.3 message listing every resource, and the resource table
-is in the stage's data for the weblog either way. Entry point: :func:`check_and_extract`.
+is in the stage's data for the weblog either way. Entry point: :func:`check_and_extract`; the first
+task runs :func:`check_tarball` on the archive's tarball (the listing only) before any copy.
 """
 from __future__ import annotations
 
@@ -15,12 +18,21 @@ import shutil
 import tarfile
 from pathlib import Path
 
-from .. import naming
-from ..exceptions import InputError
+from .. import naming, settings
+from ..exceptions import InputError, ResourceLimitError
 from ..runtree import RunTree, remove, write_json
 
 log = logging.getLogger("ccip")
 RULE = "-" * 120
+MAX_MEMBERS = 100000
+
+
+def _normalise(name: str) -> str:
+    """``./a/b`` and ``a/b/`` -> ``a/b``; ``.`` and ``./`` -> ``""``."""
+    while name.startswith("./"):
+        name = name[2:]
+    name = name.rstrip("/")
+    return "" if name == "." else name
 
 
 def _unsafe(m: tarfile.TarInfo) -> str | None:
@@ -37,6 +49,53 @@ def _unsafe(m: tarfile.TarInfo) -> str | None:
         if target.is_absolute() or ".." in (Path(name).parent / target).parts:
             return f"link pointing outside ({m.linkname})"
     return None
+
+
+def read_members(tar: tarfile.TarFile, tgz: Path, max_bytes: int | None = None) -> list[tarfile.TarInfo]:
+    """The tarball's members with normalised names (the ``.`` entry dropped), after checking them all;
+    InputError naming every unsafe, duplicate or dangling member, or the size over the cap."""
+    max_bytes = settings.tarball_max_bytes() if max_bytes is None else max_bytes
+    members, seen, bad, total = [], {}, [], 0
+    for m in tar:
+        if len(members) >= MAX_MEMBERS:
+            raise InputError(f"{tgz}: more than {MAX_MEMBERS} members: not a reimaging_resources tarball")
+        raw = m.name
+        m.name = _normalise(m.name)
+        if m.islnk():
+            m.linkname = _normalise(m.linkname)
+        if not m.name:
+            if not m.isdir():
+                bad.append((raw, "member without a name"))
+            continue
+        if (why := _unsafe(m)):
+            bad.append((raw, why))
+        elif m.name in seen and not (m.isdir() and seen[m.name].isdir()):
+            bad.append((raw, "member name given twice"))
+        elif m.islnk() and not (m.linkname in seen and seen[m.linkname].isreg()):
+            bad.append((raw, f"hard link to {m.linkname!r}, which is not an earlier file of the tarball"))
+        seen[m.name] = m
+        members.append(m)
+        if m.isreg():
+            total += m.size
+    if bad:
+        raise InputError(f"{tgz}: refusing to extract unsafe members: "
+                         + "; ".join(f"{n!r} ({why})" for n, why in bad[:20])
+                         + (f"; and {len(bad) - 20} more" if len(bad) > 20 else ""))
+    if total > max_bytes:
+        raise InputError(f"{tgz}: its members hold {total / 2**30:.2f} GiB, over the cap of "
+                         f"{max_bytes / 2**30:.2f} GiB (CCIP_TARBALL_MAX_GIB)")
+    return members
+
+
+def check_tarball(tgz: Path) -> list[tarfile.TarInfo]:
+    """The first task's check of the archive's tarball (the listing only, no extraction): readable,
+    every member safe, within the size cap. Whether the six resources are present is checked and
+    reported by restorepims (spec §2.3: its stage page shows the resource table)."""
+    try:
+        with tarfile.open(tgz, "r:gz") as tar:
+            return read_members(tar, tgz)
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise InputError(f"{tgz}: not a readable gzip tar file: {e}") from None
 
 
 def _table(found: dict[str, tuple]) -> str:
@@ -59,11 +118,7 @@ def check_and_extract(tree: RunTree, vis_name: str, img: str) -> dict[str, list[
     members: list[tarfile.TarInfo] = []
     try:
         with tarfile.open(tgz, "r:gz") as tar:
-            members = tar.getmembers()
-            bad = [(m.name, why) for m in members if (why := _unsafe(m))]
-            if bad:
-                raise InputError(f"{tgz}: refusing to extract unsafe members: "
-                                     + "; ".join(f"{n!r} ({why})" for n, why in bad))
+            members = read_members(tar, tgz)
             keep_flags = (w / pats["flag_version"]).exists()
             if keep_flags:
                 log.warning("%s already exists: flag versions in the tarball are not extracted",
@@ -75,10 +130,15 @@ def check_and_extract(tree: RunTree, vis_name: str, img: str) -> dict[str, list[
                 if keep_flags and fnmatch.fnmatch(m.name, pats["flag_dir"]):
                     continue
                 wanted.append(m)
+            need = sum(m.size for m in wanted if m.isreg())
+            free = shutil.disk_usage(w).free
+            if need > free:
+                raise ResourceLimitError(f"{tgz}: extracting {need / 2**30:.2f} GiB needs more than the "
+                                         f"{free / 2**30:.2f} GiB free in {w}")
             staging.mkdir()
             tar.extractall(staging, members=wanted, filter="data")
             ok_tar = True
-    except InputError:
+    except (InputError, ResourceLimitError):
         remove(staging)
         raise
     except (tarfile.TarError, OSError, EOFError) as e:
@@ -104,7 +164,7 @@ def check_and_extract(tree: RunTree, vis_name: str, img: str) -> dict[str, list[
         remove(staging)
         raise InputError(_table(found))
     # all present: move the staged members into working/ (never over an existing flag version)
-    for top in sorted({Path(m.name).parts[0] for m in members}):
+    for top in sorted({Path(m.name).parts[0] for m in members if m.name}):
         src = staging / top
         if not src.exists():
             continue

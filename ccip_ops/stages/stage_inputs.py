@@ -6,15 +6,29 @@ Reads ``CCIP_ARCHIVE_ROOT/<field_id>/`` (DESIGN.md §3.1): exactly one PIMS ``<n
 ``<name>_split.flagtargetstemplate.txt``. Writes copies into ``working/``. The archive is
 never written. Fails with :class:`InputError` naming every missing input, so that an
 operator fixes the folder once; no retry can help with that. Entry point: :func:`copy_inputs`.
+
+Everything that can be known before the copy is checked before it: both parameter lists in full
+(``paramlist.check_seip``/``check_ccip``: a bad ``imagename``, ``phasecenter``, ``imsize``,
+``cell`` or ``spw`` would otherwise surface in stage 6, hours later), the tarball's members
+(``restore_resources.check_tarball``; which resources it holds is restorepims' check, spec §2.3), and the archive folder's entries: inside the MS
+no symbolic link and no device, fifo or socket (a link to a device would never finish copying, a
+link out of the archive would copy foreign content); an input that is itself a link must resolve
+inside the archive root. The folder's :func:`fingerprint` (names, sizes, times of its files) is
+recorded first, so that the sweep can tell whether a failed field's inputs have changed since.
 """
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
+import stat
+import time
 from pathlib import Path
 
-from .. import naming
+from .. import naming, paramlist
 from ..exceptions import InputError
-from ..runtree import RunTree, field_folder, remove
+from ..runtree import RunTree, field_folder, remove, write_json
+from . import restore_resources
 
 REQUIRED_FILES = ("reimaging_resources.tgz", "SEIP_parameter.list", "CCIP_parameter.list")
 
@@ -43,22 +57,87 @@ def find_inputs(field_dir: Path) -> dict:
             **{k: field_dir / k for k in REQUIRED_FILES}}
 
 
+def fingerprint(field_dir: Path) -> str:
+    """A digest of the folder's entries (relative path, type, size, modification time), links not
+    followed: it changes when an operator replaces or edits any input."""
+    h = hashlib.sha256()
+    if not field_dir.is_dir():
+        return "missing"
+    for top, dirs, files in os.walk(field_dir, followlinks=False):
+        dirs.sort()
+        for name in sorted(files + [d for d in dirs if os.path.islink(os.path.join(top, d))]):
+            p = os.path.join(top, name)
+            st = os.lstat(p)
+            h.update(f"{os.path.relpath(p, field_dir)}\0{stat.S_IFMT(st.st_mode)}\0{st.st_size}\0"
+                     f"{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+def _resolved_input(p: Path, archive_root: Path) -> Path:
+    """An input path, or where its link points when that lies inside the archive root."""
+    if not p.is_symlink():
+        return p
+    target = p.resolve()
+    if not target.is_relative_to(Path(archive_root).resolve()):
+        raise InputError(f"{p} is a symbolic link out of the archive (to {target}): links out of the archive "
+                         "are refused; copy the file into the field's folder")
+    return target
+
+
+def check_entries(ms: Path) -> None:
+    """InputError naming every entry of the MS that is not a plain file or folder."""
+    bad = []
+    for top, dirs, files in os.walk(ms, followlinks=False):
+        for name in dirs + files:
+            p = os.path.join(top, name)
+            mode = os.lstat(p).st_mode
+            if stat.S_ISLNK(mode):
+                bad.append(f"{p} (symbolic link to {os.readlink(p)})")
+            elif not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                bad.append(f"{p} (device, fifo or socket)")
+        if len(bad) > 20:
+            break
+    if bad:
+        raise InputError(f"the PIMS {ms} holds entries that are not plain files or folders, which are never "
+                         "copied: " + "; ".join(bad[:20]))
+
+
 def _copy(src: Path, dst: Path) -> None:
     """Copy to a temporary name, then rename: a retry never sees a half copy as complete."""
     tmp = dst.with_name(dst.name + ".partial")
     remove(tmp)
     remove(dst)
     if src.is_dir():
-        shutil.copytree(src, tmp, symlinks=False)
+        shutil.copytree(src, tmp, symlinks=True)  # checked to hold none; never followed
     else:
-        shutil.copy2(src, tmp)
+        shutil.copy2(src, tmp, follow_symlinks=False)
     tmp.rename(dst)
+
+
+def check_inputs(archive_root: Path, field_id: str) -> dict:
+    """Every check of the field's archive folder that needs no copy: the inputs present, their
+    entries plain, both parameter lists and the tarball valid. Returns :func:`find_inputs`' paths,
+    links inside the archive resolved."""
+    found = find_inputs(field_folder(archive_root, field_id))
+    for k in ("pims", *REQUIRED_FILES, "template"):
+        if found[k] is not None:
+            found[k] = _resolved_input(found[k], archive_root)
+    check_entries(found["pims"])
+    for k in REQUIRED_FILES + ("template",):
+        if found[k] is not None and not stat.S_ISREG(os.stat(found[k]).st_mode):
+            raise InputError(f"{found[k]} is not a regular file")
+    paramlist.check_seip(found["SEIP_parameter.list"])
+    paramlist.check_ccip(found["CCIP_parameter.list"])
+    restore_resources.check_tarball(found["reimaging_resources.tgz"])
+    return found
 
 
 def copy_inputs(archive_root: Path, field_id: str, tree: RunTree) -> dict:
     """Check the field's archive folder and copy its inputs into ``working/``."""
-    found = find_inputs(field_folder(archive_root, field_id))
     tree.make()
+    write_json(tree.stage_data("stage_inputs"),
+               {"fingerprint": fingerprint(field_folder(archive_root, field_id)), "started": time.time()})
+    found = check_inputs(archive_root, field_id)
     w = tree.working
     _copy(found["pims"], w / found["pims"].name)
     for k in REQUIRED_FILES:

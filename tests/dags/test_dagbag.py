@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 PARSE = r"""
@@ -51,3 +53,32 @@ def test_parse_imports_no_casa_and_is_fast():
     d = json.loads(out.stdout.strip().splitlines()[-1])
     assert d["casa"] == [], d
     assert d["parse_s"] < 1.0, d
+
+
+def test_every_task_has_an_execution_timeout_and_a_timeout_is_never_retried(dag, monkeypatch):
+    """Issue 16: a timeout is the task's own (another try takes as long), so ``_step`` fails the task
+    without retries; every task of both DAGs has a limit, and the broker's visibility timeout
+    outlasts the longest."""
+    import importlib.util
+
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout
+
+    from ccip_ops import pipeline, settings
+
+    bag = DagBag(str(ROOT / "dags"), include_examples=False)
+    for d in bag.dags.values():
+        for t in d.tasks:
+            assert t.execution_timeout is not None, (d.dag_id, t.task_id)
+    assert dag.get_task("image_spw_group").execution_timeout.total_seconds() == settings.imaging_timeout_h() * 3600
+
+    spec = importlib.util.spec_from_file_location("vlass_se_cube_mod", ROOT / "dags" / "vlass_se_cube.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def timed_out(*a, **k):
+        raise AirflowTaskTimeout()
+
+    monkeypatch.setattr(pipeline, "transform", timed_out)
+    with pytest.raises(AirflowFailException, match="execution_timeout"):
+        mod._step("transform", {})

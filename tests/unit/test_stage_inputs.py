@@ -1,29 +1,24 @@
 """The first task refuses a bad archive folder with a message naming what is missing,
 and never writes into the archive."""
 
+import shutil
+
 import pytest
+from _archive_kit import FID, PIMS, make_field as _make_complete, snapshot
 
 from ccip_ops.exceptions import InputError
 from ccip_ops.runtree import RunTree
 from ccip_ops.stages import stage_inputs
 
-FID = "T10t02.J005000-023000"
-
 
 def make_field(root, pims=True, tgz=True, seip=True, ccip=True):
-    d = root / FID
-    d.mkdir(parents=True)
-    if pims:
-        (d / "VLASS2.1.sb1.eb1.58000.1.ms").mkdir()
-        (d / "VLASS2.1.sb1.eb1.58000.1.ms" / "table.dat").write_bytes(b"x")
+    d = _make_complete(root)
+    if not pims:
+        shutil.rmtree(d / f"{PIMS}.ms")
     for flag, name in ((tgz, "reimaging_resources.tgz"), (seip, "SEIP_parameter.list"), (ccip, "CCIP_parameter.list")):
-        if flag:
-            (d / name).write_text("x")
+        if not flag:
+            (d / name).unlink()
     return d
-
-
-def snapshot(d):
-    return sorted((str(p.relative_to(d)), p.stat().st_mtime_ns, p.stat().st_size) for p in d.rglob("*"))
 
 
 def test_missing_folder(tmp_path):
