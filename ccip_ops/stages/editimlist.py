@@ -26,7 +26,7 @@ from ..model import ImagingTarget, SeipTarget
 from ..runtree import RunTree, read_json, write_json
 
 log = logging.getLogger("ccip")
-DEFAULT_GROUPS = [str(s) for s in range(2, 18)]
+DEFAULT_GROUPS = paramlist.DEFAULT_SPW_GROUPS
 PLANE_REJECT_MS = {"apply": True, "exclude_spw": "", "flagpct_thresh": 0.9, "nfield_thresh": 12}
 
 
@@ -105,10 +105,14 @@ def ccip_targets(tree: RunTree, vis_rel: str, masks: tuple[str, ...], spw_overri
         if missing:
             raise InputError(f"spw group {g!r}: spw {missing} not in the MeasurementSet {vis_rel}")
     buffer = float(p.get("search_radius_arcsec", fieldsel.DEFAULT_BUFFER_ARCSEC))
-    field_ids = fieldsel.box_fields(vis, phasecenter, fieldsel.CUTOUT_HALF_ARCSEC + buffer)
+    selection = fieldsel.select_fields(vis, phasecenter, fieldsel.CUTOUT_HALF_ARCSEC + buffer)
+    field_ids = list(selection.ids)
+    for note in selection.notes:
+        log.warning("%s: %s", vis_rel, note)
     if not field_ids:
-        raise InputError(f"no field of {vis_rel} lies within {fieldsel.CUTOUT_HALF_ARCSEC + buffer:.0f} arcsec "
-                             f"of phasecenter {phasecenter!r}")
+        raise InputError(f"no TARGET field of {vis_rel} with a VLASS name lies within "
+                         f"{fieldsel.CUTOUT_HALF_ARCSEC + buffer:.0f} arcsec of phasecenter {phasecenter!r}"
+                         + "".join(f"; {n}" for n in selection.notes))
     box_ids = fieldsel.box_fields(vis, phasecenter, fieldsel.CUTOUT_HALF_ARCSEC)
     spws_used = sorted({int(s) for g in groups for s in g.split(",")})
     flagged, total = flag_fractions(vis, box_ids, spws_used)
@@ -157,7 +161,8 @@ def ccip_targets(tree: RunTree, vis_rel: str, masks: tuple[str, ...], spw_overri
         log.warning("spw groups %s rejected: %d or more fields are more than %.0f%% flagged",
                     rejected, reject["nfield_thresh"], 100 * reject["flagpct_thresh"])
     summary = {"targets": [t.to_json() for t in targets], "skipped_flagged": skipped,
-               "rejected_nfield": rejected, "groups": groups, "parameter_file": "CCIP_parameter.list"}
+               "rejected_nfield": rejected, "groups": groups, "parameter_file": "CCIP_parameter.list",
+               "archive_notes": [f"field selection: {n}" for n in selection.notes]}
     write_json(tree.targets_json, summary)
     if not targets:
         raise NothingLeftError(f"no spw group left to image: skipped (100% flagged) {skipped}, "

@@ -18,12 +18,12 @@ import xml.dom.minidom
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .. import PIPELINE_VERSION, casa_env, casaimage, naming
+from .. import PIPELINE_VERSION, casa_env, casaimage, msinfo, naming
 from ..model import FanIn, ImagingResult
 from ..runtree import RunTree, remove, write_json
 from . import combeam
 from ._casa import Casa
-from .exportfits import correct_position, fix_header, observation_times
+from .exportfits import correct_position, fix_header
 
 log = logging.getLogger("ccip")
 RECIPE = "hifv_vlassCCIP"
@@ -60,8 +60,10 @@ def export_products(tree: RunTree, fan: FanIn, vis_rel: str) -> dict:
     remove(stage)
     stage.mkdir()
     keep_of = fan.keep_of()
-    t0, t1 = observation_times(str(tree.abs(vis_rel)))
-    mid = 0.5 * (t0 + t1)
+    span = msinfo.observation_span(tree.abs(vis_rel))
+    for note in span.notes:
+        log.warning("%s: %s", vis_rel, note)
+    t0, t1, mid, site = span.start_mjd, span.end_mjd, span.mid_mjd, (span.lon_deg, span.lat_deg)
     fits_names, com_names, com_skipped = [], [], []
     ok = sorted((r for r in fan.results if r.status == "ok"), key=lambda r: r.target.reffreq_hz)
     kept_beams = [r.beam.to_json() for r in ok if keep_of.get(r.group, True) and r.beam]
@@ -80,7 +82,7 @@ def export_products(tree: RunTree, fan: FanIn, vis_rel: str) -> dict:
                      stokeslast=True)
                 remove(split)
                 fix_header(stage / fname, t0, t1, _vlass_header(rj, pol))
-                correct_position(stage / fname, mid)
+                correct_position(stage / fname, mid, site)
                 fits_names.append(fname)
         try:
             com_names += _com_pair(tree, r, stage, target, t0, t1, pk, rms, rj)
@@ -101,7 +103,8 @@ def export_products(tree: RunTree, fan: FanIn, vis_rel: str) -> dict:
         shutil.move(str(f), str(dst))
     remove(stage)
     out = {"fits": fits_names, "com": com_names, "com_skipped": com_skipped, "common_beam": target,
-           "manifest": "products/pipeline_manifest.xml", "mid_mjd": mid}
+           "manifest": "products/pipeline_manifest.xml", "mid_mjd": mid,
+           "observation": span.to_json(), "archive_notes": [f"observation times: {n}" for n in span.notes]}
     write_json(tree.stage_data("export"), out)
     return out
 

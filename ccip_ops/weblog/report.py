@@ -49,6 +49,9 @@ def build(tree: RunTree, field_id: str, run_id: str, stages_list, thumbs: dict, 
         errors.append(f"run failed: {recs['run']['notes']}")
     warnings = [f"spw group {g} is 100% flagged and was skipped as an imaging target" for g in tg["skipped_flagged"]]
     warnings += [f"spw group {g} rejected: too many fields flagged (PIPE-1800)" for g in tg.get("rejected_nfield", [])]
+    # what a stage took from the data instead of a list or metadata row, or ignored (stage data "archive_notes")
+    warnings += [f"stage {row['number']} {row['name']}: {n}" for row in rows
+                 for n in (row["data"].get("archive_notes") or [] if isinstance(row["data"], dict) else [])]
     tclean = [{"group": r.group, "imagename": c.get("imagename", ""), "wall_s": c["wall_s"],
                "peak_rss_mb": c["peak_rss_mb"]}
               for r in ok.values() for c in r.tclean_calls if c["task"] == "tclean"]
