@@ -120,9 +120,9 @@ def _same_sky(a: Grid, b: Grid) -> list[str]:
         out.append("frame/projection")
     if not all(_close(x, y) for x, y in zip(a.incr_rad, b.incr_rad)):
         out.append("increment (cell)")
-    # the sky position of pixel 0 must agree (to a fraction of a pixel): the grids then coincide
-    # up to a whole-pixel shift; VLASS images have refval at refpix = imsize // 2
-    if not all(abs(x - y) <= ANGLE_TOL_RAD for x, y in zip(a.refval_rad, b.refval_rad)):
+    # equal reference values at reference pixels a whole number of pixels apart: the grids then
+    # coincide up to a whole-pixel shift (tclean puts the phase centre at pixel imsize // 2)
+    if not all(abs(math.remainder(x - y, 2 * math.pi)) <= ANGLE_TOL_RAD for x, y in zip(a.refval_rad, b.refval_rad)):
         out.append("reference value (phase centre)")
     for k in range(2):
         if abs((a.refpix[k] - b.refpix[k]) - round(a.refpix[k] - b.refpix[k])) > 1e-6:

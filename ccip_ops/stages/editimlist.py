@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import casa_env, naming, paramlist
+from .. import casa_env, msinfo, naming, paramlist
 from ..casatables import msmetadata
 from ..exceptions import InputError, NothingLeftError
 from ..heuristics import fields as fieldsel
@@ -98,12 +98,11 @@ def ccip_targets(tree: RunTree, vis_rel: str, masks: tuple[str, ...], spw_overri
     else:
         groups = paramlist.validate_spw_groups(p.get("spw", DEFAULT_GROUPS), f"{path}: spw")
     vis = str(tree.abs(vis_rel))
-    with msmetadata(vis) as msmd:
-        all_spws = set(range(msmd.nspw()))
+    all_spws = set(msinfo.spws_with_data(vis))  # rows, not SPECTRAL_WINDOW entries (issue 14)
     for g in groups:
         missing = [s for s in map(int, g.split(",")) if s not in all_spws]
         if missing:
-            raise InputError(f"spw group {g!r}: spw {missing} not in the MeasurementSet {vis_rel}")
+            raise InputError(f"spw group {g!r}: spw {missing} has no data in the MeasurementSet {vis_rel}")
     buffer = float(p.get("search_radius_arcsec", fieldsel.DEFAULT_BUFFER_ARCSEC))
     selection = fieldsel.select_fields(vis, phasecenter, fieldsel.CUTOUT_HALF_ARCSEC + buffer)
     field_ids = list(selection.ids)
