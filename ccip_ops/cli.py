@@ -1,7 +1,7 @@
 """``ccip``: simulate a field, or run a whole field serially without Airflow.
 
     ccip simulate [--archive DIR] [--field-id ID] [--preset tiny|small|vlass-b] [--nchan N]
-                  [--flag-group 14,15,16,17|none] [--seed N]
+                  [--flag-group 14,15,16,17|none] [--seed N] [--variant NAME ...]
     ccip run FIELD_ID [--archive DIR] [--work DIR] [--run-id ID] [--spw-groups 2,3 4,5 ...]
     ccip replay products/ccip_pipescript.py [--run-id ID] [--archive DIR] [--work DIR]
     ccip casa-config
@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--nchan", type=int, help="channels per 128 MHz spw (default: the preset's)")
     s.add_argument("--flag-group", help="spw group to flag completely, e.g. 14,15,16,17; 'none' for none")
     s.add_argument("--seed", type=int, help="random seed (sky, noise, phase errors)")
+    s.add_argument("--variant", action="append", default=[],
+                   help="archive variant to write (repeatable): two_observations, stale_observation_row, "
+                        "calibrator_field, missing_spw, model_imsize, model_cell")
     r = sub.add_parser("run", help="run every stage of one field serially, without Airflow")
     r.add_argument("field_id")
     r.add_argument("--archive")
@@ -58,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         if a.seed is not None:
             over["seed"] = a.seed
         preset = presets.get(a.preset, **over)
-        path = simulate_field(a.archive or settings.archive_root(), a.field_id or DEFAULT_FIELD_ID, preset)
+        path = simulate_field(a.archive or settings.archive_root(), a.field_id or DEFAULT_FIELD_ID, preset,
+                              variants=tuple(a.variant))
         print(path)
         return 0
     from .exceptions import InputError

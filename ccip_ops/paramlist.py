@@ -101,6 +101,9 @@ def parse(path: str | Path) -> dict[str, Any]:
     return out
 
 
+DEFAULT_SPW_GROUPS = [str(s) for s in range(2, 18)]  # VLASS-SE-CUBE default: 16 one-spw groups (spec §3.2)
+
+
 def validate_spw_groups(spw: Any, source: str = "spw") -> list[str]:
     """The CCIP ``spw`` value: a list of distinct groups, each comma-separated integer spw ids."""
     return listvalues.spw_groups(spw, source)
@@ -151,3 +154,18 @@ def check_ccip(path: str | Path, spw_override=None) -> dict[str, Any]:
     if isinstance(vr, dict):
         listvalues.plane_reject(vr, f"{path}: vlass_plane_reject_ms")
     return p
+
+
+def spw_selection(expr: str, source: str) -> set[int] | None:
+    """The spw ids of a CASA spw selection such as '2~17' or '2,3,4:0~15'; None for all ('' or '*')."""
+    expr = str(expr).strip()
+    if expr in ("", "*"):
+        return None
+    out: set[int] = set()
+    for tok in expr.split(","):
+        tok = tok.split(":")[0].strip()
+        a, _, b = tok.partition("~")
+        if not a.strip().isdigit() or (b and not b.strip().isdigit()):
+            raise InputError(f"{source}: spw selection {expr!r} is not a list of spw ids or ranges")
+        out.update(range(int(a), int(b or a) + 1))
+    return out

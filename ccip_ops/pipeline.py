@@ -68,7 +68,8 @@ def stage_inputs(params: RunParams | dict, run_id: str, archive: str | None = No
     tree = RunTree.for_run(params.field_id, run_id, Path(work) if work else None).make()
     arch = Path(archive) if archive else settings.archive_root()
     with recording(tree, "stage_inputs") as s:
-        found = inputsmod.copy_inputs(arch, params.field_id, tree)
+        notes = inputsmod.check_archive(arch, params.field_id, params.spw_groups, tree)
+        found = inputsmod.copy_inputs(arch, params.field_id, tree, notes)
         s.notes = f"PIMS {Path(found['pims']).name}"
     write_json(tree.run_params_json, {"field_id": params.field_id, "run_id": run_id, "params": params.plain(),
                                       "pipeline_version": PIPELINE_VERSION, "pipeline": provenance.stamp(),

@@ -10,6 +10,10 @@ DESIGN.md §3.1 describes:
 - ``truth.json``: every injected source and observation parameter;
 - ``se_cont_state.npz``: FLAG/WEIGHT/CORRECTED_DATA of the SE-CONT final state.
 
+``variants=`` (names of :mod:`.variants`) then changes the field the way real archives differ
+(two observations, a stale OBSERVATION row, a calibrator field, a missing spw, SE model images
+on another grid); ``truth.json`` records them.
+
 The folder is built beside its final place and renamed into it, so a failed simulation
 never leaves a half-written field in the archive.
 """
@@ -58,8 +62,13 @@ def write_parameter_lists(folder: Path, field_id: str, p: presetsmod.Preset, nam
 
 
 def simulate_field(archive_root: str | Path, field_id: str = DEFAULT_FIELD_ID,
-                   preset: str | presetsmod.Preset = "tiny", log=print) -> Path:
+                   preset: str | presetsmod.Preset = "tiny", log=print, variants: tuple[str, ...] = ()) -> Path:
     from . import observe, secont
+    from . import variants as variantsmod
+
+    for v in variants:
+        if v not in variantsmod.VARIANTS:
+            raise ValueError(f"unknown archive variant {v!r}; choose from {sorted(variantsmod.VARIANTS)}")
 
     p = presetsmod.get(preset) if isinstance(preset, str) else preset
     skymod.field_centre_deg(field_id)  # validates the id
@@ -86,6 +95,9 @@ def simulate_field(archive_root: str | Path, field_id: str = DEFAULT_FIELD_ID,
         truth.update({"preset": p.to_json(), "names": names, "se_cont": se,
                       "casa": casa_env.versions()})
         (build / "truth.json").write_text(json.dumps(truth, indent=1))
+        for v in variants:
+            log(f"[simulate] archive variant {v}")
+            variantsmod.apply(build, v)
         if final.exists():
             shutil.rmtree(final)
         build.rename(final)

@@ -234,6 +234,19 @@ def fill_data(ms: Path, p: Preset, sources: list[skymod.Source], fields: list[di
     }
 
 
+def set_observation_time_range(ms: Path) -> None:
+    """The OBSERVATION row's TIME_RANGE over its rows, as a real PIMS has it (CASA's simulator
+    writes only the first integration's 10 s)."""
+    ct = casa_env.tools()
+    tb = ct.table()
+    tb.open(str(ms))
+    t, dt = tb.getcol("TIME"), tb.getcol("INTERVAL")
+    tb.close()
+    tb.open(str(ms / "OBSERVATION"), nomodify=False)
+    tb.putcell("TIME_RANGE", 0, np.array([np.min(t - dt / 2), np.max(t + dt / 2)]))
+    tb.close()
+
+
 def write_pims(ms: Path, p: Preset, field_id: str, workdir: Path) -> dict:
     """Create the PIMS ``ms`` and return the truth dictionary."""
     rng = np.random.default_rng(p.seed)
@@ -244,6 +257,7 @@ def write_pims(ms: Path, p: Preset, field_id: str, workdir: Path) -> dict:
     sources = skymod.make_sky(ra0, dec0, rng, p.n_faint, [(f["dx_arcmin"], f["dy_arcmin"]) for f in geo["fields"]])
     pb = primary_beam_profiles(ms, p.nchan, workdir)
     extra = fill_data(ms, p, sources, geo["fields"], pb, rng)
+    set_observation_time_range(ms)
     return {
         "field_id": field_id,
         "phasecenter_deg": [ra0, dec0],

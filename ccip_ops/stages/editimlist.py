@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import listvalues, naming, paramlist
+from .. import listvalues, msinfo, naming, paramlist
 from ..casatables import msmetadata
 from ..exceptions import InputError, NothingLeftError
 from ..heuristics import fields as fieldsel
@@ -27,7 +27,7 @@ from ..runtree import RunTree, read_json, write_json
 from ._casa import Casa
 
 log = logging.getLogger("ccip")
-DEFAULT_GROUPS = [str(s) for s in range(2, 18)]
+DEFAULT_GROUPS = paramlist.DEFAULT_SPW_GROUPS
 PLANE_REJECT_MS = {"apply": True, "exclude_spw": "", "flagpct_thresh": 0.9, "nfield_thresh": 12}
 
 
@@ -98,17 +98,20 @@ def ccip_targets(tree: RunTree, vis_rel: str, masks: tuple[str, ...], spw_overri
     else:
         groups = paramlist.validate_spw_groups(p.get("spw", DEFAULT_GROUPS), f"{path}: spw")
     vis = str(tree.abs(vis_rel))
-    with msmetadata(vis) as msmd:
-        all_spws = set(range(msmd.nspw()))
+    all_spws = set(msinfo.spws_with_data(vis))  # rows, not SPECTRAL_WINDOW entries (issue 14)
     for g in groups:
         missing = [s for s in map(int, g.split(",")) if s not in all_spws]
         if missing:
-            raise InputError(f"spw group {g!r}: spw {missing} not in the MeasurementSet {vis_rel}")
+            raise InputError(f"spw group {g!r}: spw {missing} has no data in the MeasurementSet {vis_rel}")
     buffer = float(p.get("search_radius_arcsec", fieldsel.DEFAULT_BUFFER_ARCSEC))
-    field_ids = fieldsel.box_fields(vis, phasecenter, fieldsel.CUTOUT_HALF_ARCSEC + buffer)
+    selection = fieldsel.select_fields(vis, phasecenter, fieldsel.CUTOUT_HALF_ARCSEC + buffer)
+    field_ids = list(selection.ids)
+    for note in selection.notes:
+        log.warning("%s: %s", vis_rel, note)
     if not field_ids:
-        raise InputError(f"no field of {vis_rel} lies within {fieldsel.CUTOUT_HALF_ARCSEC + buffer:.0f} arcsec "
-                             f"of phasecenter {phasecenter!r}")
+        raise InputError(f"no TARGET field of {vis_rel} with a VLASS name lies within "
+                         f"{fieldsel.CUTOUT_HALF_ARCSEC + buffer:.0f} arcsec of phasecenter {phasecenter!r}"
+                         + "".join(f"; {n}" for n in selection.notes))
     box_ids = fieldsel.box_fields(vis, phasecenter, fieldsel.CUTOUT_HALF_ARCSEC)
     spws_used = sorted({int(s) for g in groups for s in g.split(",")})
     flagged, total = flag_fractions(vis, box_ids, spws_used, Casa(tree.working, "editimlist_ccip"))
@@ -158,7 +161,8 @@ def ccip_targets(tree: RunTree, vis_rel: str, masks: tuple[str, ...], spw_overri
                     rejected, reject["nfield_thresh"], 100 * reject["flagpct_thresh"])
     summary = {"targets": [t.to_json() for t in targets], "skipped_flagged": skipped,
                "rejected_nfield": rejected, "groups": groups, "parameter_file": "CCIP_parameter.list",
-               "flag_by_field": flag_table(box_ids, groups, flagged, total, reject)}
+               "flag_by_field": flag_table(box_ids, groups, flagged, total, reject),
+               "archive_notes": [f"field selection: {n}" for n in selection.notes]}
     write_json(tree.targets_json, summary)
     if not targets:
         raise NothingLeftError(f"no spw group left to image: skipped (100% flagged) {skipped}, "

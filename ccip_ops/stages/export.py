@@ -20,13 +20,13 @@ import xml.dom.minidom
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .. import casa_env, casaimage, groupworkers, naming, provenance
+from .. import casa_env, casaimage, groupworkers, msinfo, naming, provenance
 from ..model import FanIn, ImagingResult
 from ..runtree import RunTree, read_json, remove, write_json
 from . import combeam
 from ._casa import Casa
 from ..heuristics.imaging import image_type
-from .exportfits import add_checksums, correct_position, fix_header, observation_times
+from .exportfits import add_checksums, correct_position, fix_header
 
 log = logging.getLogger("ccip")
 RECIPE = "hifv_vlassCCIP"
@@ -75,14 +75,18 @@ def export_products(tree: RunTree, fan: FanIn, vis_rel: str, workers: int = 1) -
     remove(stage)
     stage.mkdir()
     keep_of = fan.keep_of()
-    t0, t1 = observation_times(str(tree.abs(vis_rel)))
+    span = msinfo.observation_span(tree.abs(vis_rel))
+    for note in span.notes:
+        log.warning("%s: %s", vis_rel, note)
+    t0, t1, mid, site = span.start_mjd, span.end_mjd, span.mid_mjd, (span.lon_deg, span.lat_deg)
     ok = sorted((r for r in fan.results if r.status == "ok"), key=lambda r: r.target.reffreq_hz)
     kept_beams = [r.beam.to_json() for r in ok if keep_of.get(r.group, True) and r.beam]
     target = combeam.common_beam(kept_beams or [r.beam.to_json() for r in ok if r.beam])
     fits_names, com_names, com_skipped = [], [], []
     # the planes are independent: ``workers`` of them at once, each in its own process
     for r, (done, plane) in zip(ok, groupworkers.parallel_map(
-            export_plane, [(tree, r.to_json(), stage, target, t0, t1, not keep_of.get(r.group, True)) for r in ok],
+            export_plane, [(tree, r.to_json(), stage, target, t0, t1, mid, site, not keep_of.get(r.group, True))
+                            for r in ok],
             workers)):
         if not done:
             raise groupworkers.failure(plane, f"export of spw group {r.group}: {plane}")
@@ -105,7 +109,8 @@ def export_products(tree: RunTree, fan: FanIn, vis_rel: str, workers: int = 1) -
         shutil.move(str(f), str(dst))
     remove(stage)
     out = {"fits": fits_names, "com": com_names, "com_skipped": com_skipped, "common_beam": target,
-           "manifest": "products/pipeline_manifest.xml", "mid_mjd": 0.5 * (t0 + t1)}
+           "manifest": "products/pipeline_manifest.xml", "mid_mjd": mid,
+           "observation": span.to_json(), "archive_notes": [f"observation times: {n}" for n in span.notes]}
     write_json(tree.stage_data("export"), out)
     return out
 
@@ -120,13 +125,12 @@ def _analysis_tables(tree: RunTree, stage: Path) -> tuple[str, ...]:
     return (src.name,)
 
 
-def export_plane(tree: RunTree, result: dict, stage: Path, target: dict, t0: float, t1: float,
-                 rj: bool) -> dict:
+def export_plane(tree: RunTree, result: dict, stage: Path, target: dict, t0: float, t1: float, mid: float,
+                 site: tuple[float, float], rj: bool) -> dict:
     """One plane's IQU and V FITS of its pbcor and rms cutouts, and its ``.com`` pair, into ``stage``
     (the plane's ImagingResult as JSON: it travels to a worker process)."""
     r = ImagingResult.from_json(result)
     casa = Casa(tree.working, f"export.{r.label}")
-    mid = 0.5 * (t0 + t1)
     pk, rms = r.qa.get("VLASSPK"), r.qa.get("VLASSRMS")
     fits_names, com_names, com_skipped = [], [], []
     for kind in ("image_pbcor_subim", "rms_subim"):
@@ -140,7 +144,7 @@ def export_plane(tree: RunTree, result: dict, stage: Path, target: dict, t0: flo
                  stokeslast=True)
             remove(split)
             fix_header(stage / fname, t0, t1, _vlass_header(rj, pol, fname))
-            correct_position(stage / fname, mid)
+            correct_position(stage / fname, mid, site)
             add_checksums(stage / fname)
             fits_names.append(fname)
     try:

@@ -1,8 +1,11 @@
 """The FITS header work of hifv_exportvlassdata (stage 12, spec §9.2-§9.3).
 
-- :func:`observation_times`: start and end of the observation (DATE-OBS, DATE-END, TELMJD);
+- the observation's start, end and mid-time (DATE-OBS, DATE-END, TELMJD) and the observatory
+  come from :func:`ccip_ops.msinfo.observation_span`: every row of every observation of the MS,
+  the observatory of its telescope name (not one OBSERVATION row, not a fixed "EVLA");
 - :func:`correct_position`: the frequency-dependent VLASS position correction of one FITS file
-  (:mod:`ccip_ops.heuristics.poscorr`; ``ZD``, ``TELMJD``, HISTORY; never applied twice);
+  (:mod:`ccip_ops.heuristics.poscorr`; ``ZD``, ``TELMJD``, HISTORY; never applied twice) at the
+  mid-time, for the observatory's longitude and latitude;
 - :func:`fix_header`: DATE-OBS/DATE-END, RADESYS ICRS, OBJECT and the VLASS keywords, each
   ``VLASS*`` keyword with NRAO's comment (:data:`VLASS_COMMENTS`; a missing one is warned about);
 - :func:`add_checksums`: FITS CHECKSUM/DATASUM on every HDU, the last write to a product, so that
@@ -14,18 +17,9 @@ import logging
 import math
 from pathlib import Path
 
-from .. import casa_env
-from ..casatables import msmetadata
 from ..heuristics import poscorr
 
 log = logging.getLogger("ccip")
-
-
-def observation_times(vis: str) -> tuple[float, float]:
-    """Start and end (MJD, UTC) of the whole observation."""
-    with msmetadata(vis) as msmd:
-        tr = msmd.timerangeforobs(0)
-    return tr["begin"]["m0"]["value"], tr["end"]["m0"]["value"]
 
 
 def _iso(mjd: float) -> str:
@@ -34,14 +28,12 @@ def _iso(mjd: float) -> str:
     return Time(mjd, format="mjd", scale="utc").isot
 
 
-def correct_position(fits_path: Path, mjd_mid: float) -> bool:
-    """Apply the §9.3 correction to one FITS file; False if it was already applied."""
+def correct_position(fits_path: Path, mjd_mid: float, site: tuple[float, float]) -> bool:
+    """Apply the §9.3 correction to one FITS file for an observatory at ``site`` = (longitude,
+    latitude) in degrees; False if it was already applied."""
     from astropy.io import fits
 
-    ct = casa_env.tools()
-    obs = ct.measures().observatory("EVLA")
-    pos = ct.measures().measure(obs, "WGS84")
-    lon, lat = math.degrees(pos["m0"]["value"]), math.degrees(pos["m1"]["value"])
+    lon, lat = site
     with fits.open(fits_path, mode="update") as hdul:
         h = hdul[0].header
         if any("Position correction " in str(x) for x in h.get("HISTORY", [])):

@@ -9,6 +9,10 @@ version is never overwritten (the flag directory is then not extracted). If anyt
 missing the stage fails with the §2.3 message listing every resource, and the resource table
 is in the stage's data for the weblog either way. Entry point: :func:`check_and_extract`; the first
 task runs :func:`check_tarball` on the archive's tarball (the listing only) before any copy.
+
+Then, before the first tclean, :func:`check_grids`: the extracted SE model images and masks
+against the grid the restore computes (:mod:`ccip_ops.heuristics.coordsys`): refused with both
+coordinate systems and the file named, or restored at the model's own size (said in the weblog).
 """
 from __future__ import annotations
 
@@ -18,9 +22,13 @@ import shutil
 import tarfile
 from pathlib import Path
 
-from .. import naming, settings
+from dataclasses import replace
+
+from .. import naming, paramlist, settings
 from ..exceptions import InputError, ResourceLimitError
-from ..runtree import RunTree, remove, write_json
+from ..heuristics import coordsys, se
+from ..model import SeipTarget
+from ..runtree import RunTree, read_json, remove, write_json
 
 log = logging.getLogger("ccip")
 RULE = "-" * 120
@@ -178,3 +186,25 @@ def check_and_extract(tree: RunTree, vis_name: str, img: str) -> dict[str, list[
         shutil.move(str(src), str(dst))
     remove(staging)
     return result
+
+
+def check_grids(tree: RunTree, vis: Path, seip: SeipTarget, res: dict[str, list[str]]) -> SeipTarget:
+    """The SE target to restore with, after checking the extracted model images and masks."""
+    from ..msinfo import spws_with_data
+
+    w = tree.working
+    have = spws_with_data(vis)
+    sel = paramlist.spw_selection(seip.spw, "SEIP_parameter.list spw")
+    spws = [s for s in have if sel is None or s in sel]
+    expected = coordsys.restore_grid(vis, seip.imsize, seip.cell, seip.phasecenter, spws, se.STAGE1["reffreq"])
+    model = res["model_images"][0]
+    root = model[: model.rindex(".model")]
+    models = sorted(w / m for m in res["model_images"] if m.startswith(root + ".model"))
+    masks = [w / res["tier1_mask"][0], w / res["tier2_mask"][0]]
+    imsize, notes = coordsys.check(models, masks, expected)
+    data = read_json(tree.stage_data("restorepims"), {})
+    write_json(tree.stage_data("restorepims"), {**data, "restore_grid": {"imsize": imsize},
+                                                "archive_notes": [f"SE images: {n}" for n in notes]})
+    for n in notes:
+        log.warning("%s", n)
+    return replace(seip, imsize=type(seip.imsize)(imsize)) if list(imsize) != list(seip.imsize) else seip

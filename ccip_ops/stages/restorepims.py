@@ -28,7 +28,7 @@ from ..heuristics import se
 from ..model import SeipTarget
 from ..runtree import RunTree, read_json, remove, write_json
 from ._casa import Casa
-from .restore_resources import check_and_extract
+from .restore_resources import check_and_extract, check_grids
 
 log = logging.getLogger("ccip")
 
@@ -53,6 +53,7 @@ def restore_pims(tree: RunTree, vis_rel: str, seip: SeipTarget) -> Restored:
     vis = tree.abs(vis_rel)
     img = seip.imagename
     res = check_and_extract(tree, vis.name, img)
+    seip = check_grids(tree, vis, seip, res)  # before any CASA work (issue 14)
     # 2. initial flag backup
     if not _flagversion_exists(vis, "hifv_restorepims_initial"):
         casa("flagmanager", vis=str(vis), mode="save", versionname="hifv_restorepims_initial", merge="replace",

@@ -5,7 +5,8 @@ Reads ``CCIP_ARCHIVE_ROOT/<field_id>/`` (DESIGN.md §3.1): exactly one PIMS ``<n
 ``reimaging_resources.tgz``, ``SEIP_parameter.list``, ``CCIP_parameter.list`` and optionally
 ``<name>_split.flagtargetstemplate.txt``. Writes copies into ``working/``. The archive is
 never written. Fails with :class:`InputError` naming every missing input, so that an
-operator fixes the folder once; no retry can help with that. Entry point: :func:`copy_inputs`.
+operator fixes the folder once; no retry can help with that. Entry points: :func:`check_archive`
+(reads only), then :func:`copy_inputs`.
 
 Everything that can be known before the copy is checked before it: both parameter lists in full
 (``paramlist.check_seip``/``check_ccip``: a bad ``imagename``, ``phasecenter``, ``imsize``,
@@ -15,6 +16,13 @@ no symbolic link and no device, fifo or socket (a link to a device would never f
 link out of the archive would copy foreign content); an input that is itself a link must resolve
 inside the archive root. The folder's :func:`fingerprint` (names, sizes, times of its files) is
 recorded first, so that the sweep can tell whether a failed field's inputs have changed since.
+
+Then, still before anything is copied, the spws of the PIMS (those with rows) are checked against the
+lists (:func:`check_spws`): a spw that ``SEIP_parameter.list``'s ``spw`` or an imaged spw group
+(``CCIP_parameter.list``'s ``spw``, or the run's ``spw_groups``) names but the PIMS lacks stops
+the run, naming the spws, the groups and both files; dropping it silently would restore a
+state SE never had, or deliver fewer planes than the list asks for while looking complete.
+Spws that no list names (the pointing spws 0-1, extra windows) are ignored, and that is said.
 """
 from __future__ import annotations
 
@@ -25,7 +33,7 @@ import stat
 import time
 from pathlib import Path
 
-from .. import naming, paramlist
+from .. import msinfo, naming, paramlist
 from ..exceptions import InputError
 from ..runtree import RunTree, field_folder, remove, write_json
 from . import restore_resources
@@ -132,11 +140,59 @@ def check_inputs(archive_root: Path, field_id: str) -> dict:
     return found
 
 
-def copy_inputs(archive_root: Path, field_id: str, tree: RunTree) -> dict:
-    """Check the field's archive folder and copy its inputs into ``working/``."""
+def check_spws(pims: Path, seip_list: Path, ccip_list: Path, spw_groups: tuple[str, ...] | None = None) -> list[str]:
+    """Refuse spws the lists name that the PIMS has no rows for; return notes on the ones no list names."""
+    try:
+        have = set(msinfo.spws_with_data(pims))
+    except RuntimeError as e:  # casatools: not a MeasurementSet
+        raise InputError(f"PIMS {pims} is not a readable MeasurementSet: {e}") from None
+    seip_spw = paramlist.parse(seip_list).get("spw", "2~17")
+    seip = paramlist.spw_selection(seip_spw if isinstance(seip_spw, str) else ",".join(seip_spw), f"{seip_list}: spw")
+    if spw_groups:
+        groups, gsource = paramlist.validate_spw_groups(list(spw_groups), "run parameter spw_groups"), \
+            "run parameter spw_groups"
+    else:
+        groups = paramlist.validate_spw_groups(paramlist.parse(ccip_list).get("spw", paramlist.DEFAULT_SPW_GROUPS), f"{ccip_list}: spw")
+        gsource = f"{ccip_list} spw"
+    problems = []
+    if seip is not None and seip - have:
+        problems.append(f"{seip_list} spw={seip_spw!r} names spws {sorted(seip - have)} that the PIMS has no data "
+                        "for: the SE model was imaged from them, so the restore cannot reproduce SE's state")
+    short = {g: sorted({int(x) for x in g.split(",")} - have) for g in groups}
+    short = {g: m for g, m in short.items() if m}
+    if short:
+        problems.append(f"{gsource}: spw groups {list(short)} name spws {sorted(set().union(*short.values()))} "
+                        "that the PIMS has no data for; image the other groups with the run parameter "
+                        "spw_groups, or fix the list")
+    if problems:
+        raise InputError(f"PIMS {pims} has data for spws {sorted(have)}:\n  " + "\n  ".join(problems))
+    named = (seip if seip is not None else have) | {int(x) for g in groups for x in g.split(",")}
+    extra = sorted(have - named)
+    return [f"PIMS spws {extra} are named by neither {seip_list.name} nor the spw groups: ignored"] if extra else []
+
+
+def check_archive(archive_root: Path, field_id: str, spw_groups: tuple[str, ...] | None = None,
+                  tree: RunTree | None = None) -> list[str]:
+    """The field's archive folder (:func:`check_inputs`) and its PIMS's spws against the lists,
+    before anything is copied; returns the notes for the weblog (what is ignored). With ``tree``,
+    the folder's fingerprint is recorded first (the sweep compares it after a failure)."""
+    if tree is not None:
+        _record(archive_root, field_id, tree)
+    found = check_inputs(archive_root, field_id)
+    return check_spws(found["pims"], found["SEIP_parameter.list"], found["CCIP_parameter.list"], spw_groups)
+
+
+def _record(archive_root: Path, field_id: str, tree: RunTree, notes=()) -> None:
     tree.make()
     write_json(tree.stage_data("stage_inputs"),
-               {"fingerprint": fingerprint(field_folder(archive_root, field_id)), "started": time.time()})
+               {"fingerprint": fingerprint(field_folder(archive_root, field_id)), "started": time.time(),
+                "archive_notes": [f"spws: {n}" for n in notes]})
+
+
+def copy_inputs(archive_root: Path, field_id: str, tree: RunTree, notes: list[str] | tuple = ()) -> dict:
+    """Check the field's archive folder and copy its inputs into ``working/``; ``notes`` (of
+    :func:`check_archive`) go into the stage's data for the weblog."""
+    _record(archive_root, field_id, tree, notes)
     found = check_inputs(archive_root, field_id)
     w = tree.working
     _copy(found["pims"], w / found["pims"].name)

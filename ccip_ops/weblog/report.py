@@ -56,6 +56,9 @@ def build(tree: RunTree, field_id: str, run_id: str, stages_list, thumbs: dict, 
     warnings += [f"spw group {g} rejected: too many fields flagged (PIPE-1800)" for g in tg.get("rejected_nfield", [])]
     run_params = read_json(tree.run_params_json, {})
     warnings += provenance.mixed_versions(run_params.get("pipeline", ""), {r.group: r.pipeline for r in ok.values()})
+    # what a stage took from the data instead of a list or metadata row, or ignored (stage data "archive_notes")
+    warnings += [f"stage {row['number']} {row['name']}: {n}" for row in rows
+                 for n in (row["data"].get("archive_notes") or [] if isinstance(row["data"], dict) else [])]
     tclean = [{"group": r.group, "imagename": c.get("imagename", ""), "wall_s": c["wall_s"],
                "peak_rss_mb": c["peak_rss_mb"]}
               for r in ok.values() for c in r.tclean_calls if c["task"] == "tclean"]

@@ -84,10 +84,12 @@ def test_every_fits_is_moved_by_the_formula_for_its_frequency(run):
     from astropy.time import Time
 
     from ccip_ops.naming import strip_stage_prefix
-    from ccip_ops.stages.exportfits import observation_times
+    from ccip_ops.casatables import table
 
     tree, res, _, _ = run
-    t0, t1 = observation_times(str(next(tree.working.glob("*_split.ms"))))
+    with table(next(tree.working.glob("*_split.ms"))) as tb:  # every row's start and end (issue 14)
+        t, dt = tb.getcol("TIME"), tb.getcol("INTERVAL")
+    t0, t1 = (t - dt / 2).min() / 86400, (t + dt / 2).max() / 86400
     loc = vla_location()
     cutouts = {strip_stage_prefix(tree.abs(r.images[k]).name): tree.abs(r.images[k])
                for r in res for k in ("image_pbcor_subim", "rms_subim")}
@@ -98,6 +100,8 @@ def test_every_fits_is_moved_by_the_formula_for_its_frequency(run):
         src = cutouts[f.name[: -len(".fits")].replace(".IQU.", ".IQUV.").replace(".V.", ".IQUV.")]
         ra0, dec0 = casa_crval(src)
         assert h["TELMJD"] == pytest.approx(0.5 * (t0 + t1), abs=1e-9)
+        assert h["DATE-OBS"] == Time(t0, format="mjd", scale="utc").isot
+        assert h["DATE-END"] == Time(t1, format="mjd", scale="utc").isot
         c0 = SkyCoord(ra0 * u.deg, dec0 * u.deg)
         c1 = SkyCoord(h["CRVAL1"] * u.deg, h["CRVAL2"] * u.deg)
         altaz = c0.transform_to(AltAz(obstime=Time(h["TELMJD"], format="mjd", scale="utc"), location=loc))
@@ -121,7 +125,7 @@ def test_position_correction_is_never_applied_twice(run, tmp_path, caplog):
     f = shutil.copy(pbcor_fits(tree)[0], tmp_path)
     before, _ = fits_header(f)
     with caplog.at_level(logging.WARNING, logger="ccip"):
-        assert correct_position(Path(f), before["TELMJD"] + 0.2) is False
+        assert correct_position(Path(f), before["TELMJD"] + 0.2, (vla_location().lon.deg, vla_location().lat.deg)) is False
     after, _ = fits_header(f)
     assert (after["CRVAL1"], after["CRVAL2"]) == (before["CRVAL1"], before["CRVAL2"])
     assert "already applied" in caplog.text and Path(f).name in caplog.text
