@@ -1,7 +1,7 @@
 """``ccip``: simulate a field, or run a whole field serially without Airflow.
 
     ccip simulate [--archive DIR] [--field-id ID] [--preset tiny|small|vlass-b] [--nchan N]
-                  [--flag-group 14,15,16,17|none] [--seed N]
+                  [--flag-group 14,15,16,17|none] [--seed N] [--se-mode VLASS-SE-CONT-AWP-P001|...]
     ccip run FIELD_ID [--archive DIR] [--work DIR] [--run-id ID] [--spw-groups 2,3 4,5 ...]
     ccip casa-config
 """
@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--nchan", type=int, help="channels per 128 MHz spw (default: the preset's)")
     s.add_argument("--flag-group", help="spw group to flag completely, e.g. 14,15,16,17; 'none' for none")
     s.add_argument("--seed", type=int, help="random seed (sky, noise, phase errors)")
+    s.add_argument("--se-mode", help="SEIP imaging_mode the SE-CONT products are made with "
+                   "(VLASS-SE-CONT-MOSAIC, VLASS-SE-CONT, VLASS-SE-CONT-AWP-P001, ...; default: the preset's)")
     r = sub.add_parser("run", help="run every stage of one field serially, without Airflow")
     r.add_argument("field_id")
     r.add_argument("--archive")
@@ -51,6 +53,15 @@ def main(argv: list[str] | None = None) -> int:
             over["flag_group"] = None if a.flag_group.lower() == "none" else a.flag_group
         if a.seed is not None:
             over["seed"] = a.seed
+        if a.se_mode:
+            from .heuristics import se
+
+            try:
+                se.seip_mode(a.se_mode)
+            except se.UnrestorableMode as e:
+                print(f"ccip: --se-mode: {e}", file=sys.stderr)
+                return 2
+            over["se_mode"] = a.se_mode
         preset = presets.get(a.preset, **over)
         path = simulate_field(a.archive or settings.archive_root(), a.field_id or DEFAULT_FIELD_ID, preset)
         print(path)

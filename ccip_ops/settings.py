@@ -9,6 +9,8 @@ distributed Airflow (``scripts/``, ``docker/``) read the same names.
   CASA processes run on the workers at once (``CCIP_IMAGING_SLOTS``, default one per core);
 - how long an imaging task may run (``CCIP_IMAGING_TIMEOUT_H``, default 24 h), which the Celery
   broker's visibility timeout must exceed (``docker/airflow.env``);
+- the memory one imaging task may use on a worker (``CCIP_WORKER_MEMORY_GB``, GiB, default this
+  machine's): each group's tclean is sized against it before imaging;
 - the Airflow connection through which the archive sweep calls the REST API (``ccip_airflow_api``).
 """
 from __future__ import annotations
@@ -59,3 +61,27 @@ def imaging_timeout_h(env=None) -> float:
     if h <= 0:
         raise ValueError(f"CCIP_IMAGING_TIMEOUT_H={raw!r}: expected a positive number of hours")
     return h
+
+
+def machine_memory_gib() -> float:
+    """This machine's physical memory, in GiB (2 GiB when the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+    except (ValueError, OSError, AttributeError):
+        return 2.0
+
+
+def worker_memory_gib(env=None) -> float:
+    """Memory one imaging task may use on a worker, in GiB (2^30 bytes): ``$CCIP_WORKER_MEMORY_GB``,
+    default this machine's physical memory. Each group's tclean is sized against it before it runs."""
+    raw = str((os.environ if env is None else env).get("CCIP_WORKER_MEMORY_GB") or "").strip()
+    if not raw:
+        return machine_memory_gib()
+    try:
+        gib = float(raw)
+    except ValueError:
+        gib = 0.0
+    if not gib > 0:
+        raise ValueError(f"CCIP_WORKER_MEMORY_GB={raw!r}: expected a positive number of GiB "
+                         "(memory an imaging task may use on a worker)")
+    return gib
