@@ -29,6 +29,7 @@ class Preset:
     flag_group: str | None = "14,15,16,17"  # spw group flagged completely (None: none)
     phase_rms_deg: float = 30.0
     seed: int = 2048
+    nspw: int = 18  # spws 0..nspw-1 in the PIMS (VLASS: 18)
     se_mode: str = "VLASS-SE-CONT-MOSAIC"  # SEIP imaging_mode the SE-CONT products are made with
     seip_spw: str = "2~17"  # SEIP_parameter.list's spw (the transform's selection)
 
@@ -44,9 +45,10 @@ PRESETS = {
     "small": Preset("small", nchan=2, rows=3, cols=3, visits=(-1.5, 1.5), imsize=360,
                     spw_groups=("2,3", "4,5", "6,7", "8,9", "10,11", "12,13", "14,15", "16,17"),
                     flag_group="16,17", n_faint=8),
-    # the smallest field that shows the aw-projection restore: one spw of 2 channels (nterms=2
-    # needs two frequencies), 256 px, awproject with wprojplanes=1 (P001)
-    "awp": Preset("awp", nchan=2, imsize=256, spw_groups=("2",), flag_group=None, seip_spw="2",
+    # the smallest field that shows the aw-projection restore: one imaged spw of 2 channels
+    # (nterms=2 needs two frequencies), 256 px, awproject with wprojplanes=1 (P001); the PIMS has
+    # spws 0-2 only, as the wide-band CF cache holds one CF per spw of the MS (~25 s each here)
+    "awp": Preset("awp", nchan=2, nspw=3, imsize=256, spw_groups=("2",), flag_group=None, seip_spw="2",
                   se_mode="VLASS-SE-CONT-AWP-P001", n_faint=3),
     "vlass-b": Preset("vlass-b", config="b", nchan=4, rows=3, cols=4, visits=(-1.0, 0.0, 1.0),
                       imsize=12500, cell_arcsec=0.6, flag_group=None,
