@@ -2,6 +2,7 @@
 
     ccip simulate [--archive DIR] [--field-id ID] [--preset tiny|small|vlass-b] [--nchan N]
                   [--flag-group 14,15,16,17|none] [--seed N] [--variant NAME ...]
+                  [--se-mode VLASS-SE-CONT-AWP-P001|...]
     ccip run FIELD_ID [--archive DIR] [--work DIR] [--run-id ID] [--spw-groups 2,3 4,5 ...]
     ccip replay products/ccip_pipescript.py [--run-id ID] [--archive DIR] [--work DIR]
     ccip casa-config
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--variant", action="append", default=[],
                    help="archive variant to write (repeatable): two_observations, stale_observation_row, "
                         "calibrator_field, missing_spw, model_imsize, model_cell")
+    s.add_argument("--se-mode", help="SEIP imaging_mode the SE-CONT products are made with "
+                   "(VLASS-SE-CONT-MOSAIC, VLASS-SE-CONT, VLASS-SE-CONT-AWP-P001, ...; default: the preset's)")
     r = sub.add_parser("run", help="run every stage of one field serially, without Airflow")
     r.add_argument("field_id")
     r.add_argument("--archive")
@@ -60,6 +63,15 @@ def main(argv: list[str] | None = None) -> int:
             over["flag_group"] = None if a.flag_group.lower() == "none" else a.flag_group
         if a.seed is not None:
             over["seed"] = a.seed
+        if a.se_mode:
+            from .heuristics import se
+
+            try:
+                se.seip_mode(a.se_mode)
+            except se.UnrestorableMode as e:
+                print(f"ccip: --se-mode: {e}", file=sys.stderr)
+                return 2
+            over["se_mode"] = a.se_mode
         preset = presets.get(a.preset, **over)
         path = simulate_field(a.archive or settings.archive_root(), a.field_id or DEFAULT_FIELD_ID, preset,
                               variants=tuple(a.variant))

@@ -121,6 +121,7 @@ class SeipTarget(Json):
     spw: str
     search_radius_arcsec: float
     heuristics: Mapping[str, Any] = field(default_factory=dict)
+    cfcache: str = ""  # SEIP list's cfcache ('<wbawp>,<no-wbawp>' or one path), awproject modes only
 
 
 @dataclass(frozen=True)

@@ -246,6 +246,21 @@ def restore_root(seip_img: str) -> str:
     return f"{stage_prefix(RESTORE_STAGE)}{seip_img}.I.iter0"
 
 
+def restore_tmp_root(seip_img: str) -> str:
+    """Where restorepims keeps the wbawp=False PSF while the iter0 tclean runs (awproject modes)."""
+    return f"{stage_prefix(RESTORE_STAGE)}{seip_img}.I.tmp"
+
+
+def se_tmp_root(seip_img: str) -> str:
+    """The SE-CONT imaging's holding name for the wbawp=False PSF (awproject modes)."""
+    return f"{stage_prefix(SE_IMAGING_STAGE)}{seip_img}.I.tmp"
+
+
+def cfcache(root_stage: int, seip_img: str, wbawp: bool) -> str:
+    """A CF cache computed by a stage (awproject): the wide-band A-projection one or the ``wbawp=False`` one."""
+    return f"{stage_prefix(root_stage)}{seip_img}.I.{'cfcache' if wbawp else 'cfcache_nowb'}"
+
+
 def resource_patterns(vis_name: str, seip_img: str) -> dict[str, str]:
     """The six resources of ``reimaging_resources.tgz`` as NRAO's name patterns (spec §2.2)."""
     return {

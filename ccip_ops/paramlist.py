@@ -122,10 +122,12 @@ def check_seip(path: str | Path) -> dict[str, Any]:
         listvalues.imsize(p["imsize"], f"{path}: imsize")
     if "cell" in p:
         listvalues.cell(p["cell"], f"{path}: cell")
-    mode = p.get("imaging_mode", "VLASS-SE-CONT")
-    if "awproject" in mode.lower() or "AWP" in mode:
-        raise InputError(f"{path}: imaging_mode {mode!r} needs awproject/cfcache; "
-                         "this pipeline restores mosaic-gridder SE products only")
+    from .heuristics import se  # the SEIP modes and their heuristics (pure)
+
+    try:  # a mode is refused by the gridder its heuristics (or the list) give, not by its name
+        se.seip_mode(p.get("imaging_mode", "VLASS-SE-CONT"), p.get("gridder"), p.get("wprojplanes"))
+    except se.UnrestorableMode as e:
+        raise InputError(f"{path}: {e}") from None
     return p
 
 

@@ -25,6 +25,8 @@ distributed Airflow (``scripts/``, ``docker/``) read the same names.
   exceed (``docker/airflow.env``);
 - the most a ``reimaging_resources.tgz`` may hold once extracted (``CCIP_TARBALL_MAX_GIB``, default
   100 GiB: a VLASS field's six resources are a few GiB);
+- the memory one imaging task may use on a worker (``CCIP_WORKER_MEMORY_GB``, GiB, default this
+  machine's): each group's tclean is sized against it before imaging;
 - the Airflow connection through which the archive sweep calls the REST API (``ccip_airflow_api``).
 """
 from __future__ import annotations
@@ -164,3 +166,27 @@ def alert_recipients(env=None) -> list[str]:
 
 def smtp_conn_id(env=None) -> str:
     return str((os.environ if env is None else env).get("CCIP_SMTP_CONN_ID") or "smtp_default")
+
+
+def machine_memory_gib() -> float:
+    """This machine's physical memory, in GiB (2 GiB when the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+    except (ValueError, OSError, AttributeError):
+        return 2.0
+
+
+def worker_memory_gib(env=None) -> float:
+    """Memory one imaging task may use on a worker, in GiB (2^30 bytes): ``$CCIP_WORKER_MEMORY_GB``,
+    default this machine's physical memory. Each group's tclean is sized against it before it runs."""
+    raw = str((os.environ if env is None else env).get("CCIP_WORKER_MEMORY_GB") or "").strip()
+    if not raw:
+        return machine_memory_gib()
+    try:
+        gib = float(raw)
+    except ValueError:
+        gib = 0.0
+    if not gib > 0:
+        raise ValueError(f"CCIP_WORKER_MEMORY_GB={raw!r}: expected a positive number of GiB "
+                         "(memory an imaging task may use on a worker)")
+    return gib

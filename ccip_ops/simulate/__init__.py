@@ -26,11 +26,14 @@ import time
 from pathlib import Path
 
 from .. import casa_env
+from ..heuristics import se as se_heuristics
 from . import presets as presetsmod
 from . import sky as skymod
 
 DEFAULT_FIELD_ID = "T10t02.J005000-023000"
 EPOCH = "2.1"
+CFCACHE_PRODUCTION = ("/home/vlass/packages/cfcache/cfcache_imsize16384_cell0.6arcsec_w32_conjT.cf,"
+                      "/home/vlass/packages/cfcache/cfcache_imsize16384_cell0.6arcsec_w32_conjT_nowb.cf")
 
 
 def names_for(field_id: str, seed: int) -> dict:
@@ -50,10 +53,14 @@ def write_parameter_lists(folder: Path, field_id: str, p: presetsmod.Preset, nam
     ra, dec = skymod.field_centre_deg(field_id)
     pc = phasecenter_string(ra, dec)
     common = (f"phasecenter={pc!r}\nimsize=[{p.imsize}, {p.imsize}]\ncell=['{p.cell_arcsec}arcsec']\n")
+    seip_extra = "" if p.seip_spw == "2~17" else f"spw={p.seip_spw!r}\n"
+    if se_heuristics.seip_mode(p.se_mode).awproject:
+        # as production lists do: the CF caches on the SE cluster, not readable here (recomputed)
+        seip_extra += f"cfcache={CFCACHE_PRODUCTION!r}\n"
     (folder / "SEIP_parameter.list").write_text(
         "# VLASS-SE-CONT parameter list of the simulated field\n"
-        "imaging_mode='VLASS-SE-CONT-MOSAIC'\n"
-        f"imagename={names['seip_imagename']!r}\n" + common)
+        f"imaging_mode={p.se_mode!r}\n"
+        f"imagename={names['seip_imagename']!r}\n" + common + seip_extra)
     (folder / "CCIP_parameter.list").write_text(
         "# VLASS-SE-CUBE parameter list of the simulated field\n"
         "imaging_mode='VLASS-SE-CUBE'\n"
@@ -86,11 +93,11 @@ def simulate_field(archive_root: str | Path, field_id: str = DEFAULT_FIELD_ID,
         truth = observe.write_pims(pims, p, field_id, build)
         write_parameter_lists(build, field_id, p, names)
         ra, dec = skymod.field_centre_deg(field_id)
-        log("[simulate] SE-CONT: transform, imaging, checkflag, statwt, selfcal, masks")
+        log(f"[simulate] SE-CONT ({p.se_mode}): transform, imaging, checkflag, statwt, selfcal, masks")
         se = secont.run_se_cont(pims, build / "se_working", names["seip_imagename"], p.imsize,
                                 f"{p.cell_arcsec}arcsec", phasecenter_string(ra, dec),
-                                truth["sources"], "2~17", build / "reimaging_resources.tgz",
-                                build / "se_cont_state.npz")
+                                truth["sources"], p.seip_spw, build / "reimaging_resources.tgz",
+                                build / "se_cont_state.npz", p.se_mode)
         secont.cleanup(build / "se_working")
         truth.update({"preset": p.to_json(), "names": names, "se_cont": se,
                       "casa": casa_env.versions()})

@@ -67,7 +67,7 @@ def build_skeleton(ms: Path, p: Preset, ra0: float, dec0: float) -> dict:
                  dishdiameter=[25.0] * len(names), mount=["alt-az"], antname=names,
                  padname=names, coordsystem="global", referencelocation=me.observatory("EVLA"))
     chan_w = skymod.SPW_WIDTH_HZ / p.nchan
-    for spw in range(18):
+    for spw in range(p.nspw):
         sm.setspwindow(spwname=f"EVLA_S#A0C0#{spw}", freq=f"{skymod.spw_start_hz(spw) + chan_w / 2}Hz",
                        deltafreq=f"{chan_w}Hz", freqresolution=f"{chan_w}Hz", nchannels=p.nchan,
                        stokes="RR RL LR LL")
@@ -86,7 +86,7 @@ def build_skeleton(ms: Path, p: Preset, ra0: float, dec0: float) -> dict:
     for ha in p.visits:
         t = ha * 3600.0
         for f in fields:  # OTF-like: phase centres visited one after another along each row
-            for spw in range(18):
+            for spw in range(p.nspw):
                 sm.observe(sourcename=f["name"], spwname=f"EVLA_S#A0C0#{spw}",
                            starttime=f"{t}s", stoptime=f"{t + dwell}s")
             t += dwell
@@ -255,7 +255,7 @@ def write_pims(ms: Path, p: Preset, field_id: str, workdir: Path) -> dict:
         shutil.rmtree(ms)
     geo = build_skeleton(ms, p, ra0, dec0)
     sources = skymod.make_sky(ra0, dec0, rng, p.n_faint, [(f["dx_arcmin"], f["dy_arcmin"]) for f in geo["fields"]])
-    pb = primary_beam_profiles(ms, p.nchan, workdir)
+    pb = primary_beam_profiles(ms, p.nchan, workdir, range(p.nspw))
     extra = fill_data(ms, p, sources, geo["fields"], pb, rng)
     set_observation_time_range(ms)
     return {

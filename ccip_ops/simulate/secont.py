@@ -75,9 +75,43 @@ def _combine_masks(a: str, b: str, out: str) -> None:
     _write_like(a, out, np.maximum(_pixels(a), _pixels(b)))
 
 
+def _move(sedir: Path, src_prefix: str, dst_prefix: str, copy: bool = False, skip: str | None = None) -> None:
+    for p in sorted(sedir.glob(src_prefix + "*")):
+        if skip and p.name.endswith(skip):
+            continue
+        dst = sedir / (dst_prefix + p.name[len(src_prefix):])
+        shutil.rmtree(dst, ignore_errors=True)
+        (shutil.copytree if copy else shutil.move)(str(p), str(dst))
+
+
+def _stage1_awproject(tk, targs, sedir: Path, img: str, sources: list[dict]) -> tuple[str, int]:
+    """SE stage-1 imaging with aw-projection, as NRAO's ``_do_iterative_vlass_se_imaging`` runs it:
+    PSF with the wbawp=False CF cache kept aside; iter0 with the wide-band cache; its PSF replaced by
+    the wbawp=False one; iter0 copied to iter1 (no mask) and cleaned in the Tier-1 mask with
+    ``savemodel='modelcolumn'``. Returns the Tier-1 mask and the number of catalogue sources in it."""
+    iter0, model_root = naming.se_image_root(img, 0), naming.se_model_root(img)
+    tmp = naming.se_tmp_root(img)
+    wb = str(sedir / naming.cfcache(naming.SE_IMAGING_STAGE, img, True))
+    nowb = str(sedir / naming.cfcache(naming.SE_IMAGING_STAGE, img, False))
+    tk.tclean(**{**targs(iter0), "cfcache": nowb, "wbawp": False}, niter=0, calcres=False)
+    _move(sedir, iter0 + ".psf", tmp + ".psf")
+    for p in sedir.glob(iter0 + ".*"):
+        shutil.rmtree(p)
+    tk.tclean(**targs(iter0), cfcache=wb, niter=0)
+    _move(sedir, tmp + ".psf", iter0 + ".psf")
+    tier1 = str(sedir / naming.se_tier1_mask(img))
+    n_cat = _circle_mask(str(sedir / iter0) + ".pb.tt0", tier1, sources, radius_arcsec=40.0, min_flux=0.005)
+    _move(sedir, iter0 + ".", model_root + ".", copy=True, skip=".mask")
+    tk.tclean(**targs(model_root), cfcache=wb, niter=2000, nsigma=3.0, cycleniter=500, usemask="user",
+              mask=tier1, savemodel="modelcolumn", restart=True, calcpsf=False, calcres=False)
+    return tier1, n_cat
+
+
 def run_se_cont(pims: Path, sedir: Path, seip_imagename: str, imsize: int, cell: str,
-                phasecenter: str, sources: list[dict], spws: str, out_tgz: Path, out_state: Path) -> dict:
+                phasecenter: str, sources: list[dict], spws: str, out_tgz: Path, out_state: Path,
+                se_mode: str = se.MOSAIC_MODE) -> dict:
     """Run the SE-CONT steps in ``sedir``; write the tarball and the SE state file."""
+    mode = se.seip_mode(se_mode)
     tk = casa_env.tasks()
     ct = casa_env.tools()
     sedir.mkdir(parents=True, exist_ok=True)
@@ -88,13 +122,19 @@ def run_se_cont(pims: Path, sedir: Path, seip_imagename: str, imsize: int, cell:
     tk.mstransform(vis=str(pims), outputvis=vis, spw=spws, datacolumn="data", reindex=False)
     tk.initweights(vis=vis, wtmode="nyq")
     # SE stage 5: iter0 for the grid, Tier-1 mask from the catalogue, iter1 with savemodel
-    iter0, model_root = str(sedir / naming.se_image_root(img, 0)), str(sedir / naming.se_model_root(img))
-    tk.tclean(**se.stage1_tclean(vis, iter0, [imsize, imsize], cell, phasecenter), niter=0)
-    tier1 = str(sedir / naming.se_tier1_mask(img))
-    n_cat = _circle_mask(iter0 + ".pb.tt0", tier1, sources, radius_arcsec=40.0, min_flux=0.005)
-    tk.tclean(**se.stage1_tclean(vis, model_root, [imsize, imsize], cell, phasecenter),
-              niter=2000, nsigma=3.0, cycleniter=500, usemask="user", mask=tier1,
-              savemodel="modelcolumn")
+    if mode.awproject:
+        tier1, n_cat = _stage1_awproject(
+            tk, lambda name: se.stage1_tclean(vis, str(sedir / name), [imsize, imsize], cell, phasecenter, mode),
+            sedir, img, sources)
+        model_root = str(sedir / naming.se_model_root(img))
+    else:
+        iter0, model_root = str(sedir / naming.se_image_root(img, 0)), str(sedir / naming.se_model_root(img))
+        tk.tclean(**se.stage1_tclean(vis, iter0, [imsize, imsize], cell, phasecenter), niter=0)
+        tier1 = str(sedir / naming.se_tier1_mask(img))
+        n_cat = _circle_mask(iter0 + ".pb.tt0", tier1, sources, radius_arcsec=40.0, min_flux=0.005)
+        tk.tclean(**se.stage1_tclean(vis, model_root, [imsize, imsize], cell, phasecenter),
+                  niter=2000, nsigma=3.0, cycleniter=500, usemask="user", mask=tier1,
+                  savemodel="modelcolumn")
     # SE stage 6: checkflag (the residual RFI spikes)
     tk.flagdata(vis=vis, mode="clip", datacolumn="data", clipminmax=[0.0, RFI_CLIP_JY],
                 clipoutside=True, correlation="ABS_ALL", flagbackup=False)
@@ -138,6 +178,7 @@ def run_se_cont(pims: Path, sedir: Path, seip_imagename: str, imsize: int, cell:
             tar.add(str(sedir / m), arcname=m)
     tmp.replace(out_tgz)
     return {"selfcal_table": Path(caltable).name, "tier1_sources": n_cat, "refant": REFANT,
+            "imaging_mode": mode.imaging_mode, "gridder": mode.gridder, "wprojplanes": mode.wprojplanes,
             "tgz_members": members, "split_vis": vis_name}
 
 

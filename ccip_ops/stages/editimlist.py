@@ -1,11 +1,14 @@
 """hif_editimlist, twice (spec §1 stage 2 and §3).
 
 - :func:`seip_target` (stage 2): the single VLASS-SE-CONT target of ``SEIP_parameter.list``
-  with its stage-1 heuristics; restorepims predicts the SE model with it.
+  with the stage-1 heuristics of its imaging mode; restorepims predicts the SE model with it. A
+  mode whose gridder restorepims cannot reproduce is refused here, naming the mode and the file.
 - :func:`ccip_targets` (stage 6, ``editmode='replace'``): one :class:`ImagingTarget` per spw
   group of ``CCIP_parameter.list`` (or the run's override): validated groups, imagename
   suffix, reffreq = mean of the spws' mean frequencies, box field selection, the
-  100 %-flagged skip and the PIPE-1800 nfield rejection, the masks from restorepims.
+  100 %-flagged skip and the PIPE-1800 nfield rejection, the masks from restorepims; each
+  group's tclean memory is estimated first (:mod:`..heuristics.memory`) and a group that does
+  not fit the worker (``CCIP_WORKER_MEMORY_GB``) refused before any work.
 
 Both write their stage data (``RunTree.stage_data``) for the weblog; bad lists fail with
 :class:`InputError` naming the file and the key.
@@ -17,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import listvalues, msinfo, naming, paramlist
+from .. import listvalues, msinfo, naming, paramlist, settings
 from ..casatables import msmetadata
-from ..exceptions import InputError, NothingLeftError
+from ..exceptions import InputError, NothingLeftError, ResourceLimitError
 from ..heuristics import fields as fieldsel
-from ..heuristics import se
+from ..heuristics import memory, se
 from ..model import ImagingTarget, SeipTarget
 from ..runtree import RunTree, read_json, write_json
 from ._casa import Casa
@@ -50,19 +53,26 @@ def seip_target(tree: RunTree) -> SeipTarget:
     path = tree.working / "SEIP_parameter.list"
     p = paramlist.check_seip(path)  # as the first task did on the archive's copy
     spw = p.get("spw", "2~17")
+    mode_name = p.get("imaging_mode", "VLASS-SE-CONT")
+    try:  # refused by the gridder its heuristics (or the list) give, before any work
+        mode = se.seip_mode(mode_name, p.get("gridder"), p.get("wprojplanes"))
+    except se.UnrestorableMode as e:
+        raise InputError(f"{path}: {e}") from None
+    heur = {k: v for k, v in se.stage1_tclean("", "", [0, 0], "", "", mode).items()
+            if k not in ("vis", "imagename", "imsize", "cell", "phasecenter")}
+    if "conjbeams" in p and mode.awproject:
+        heur["conjbeams"] = p["conjbeams"]
     target = SeipTarget(
-        imaging_mode=p.get("imaging_mode", "VLASS-SE-CONT"),
+        imaging_mode=mode_name,
         imagename=_required(p, "imagename", path),
         phasecenter=_required(p, "phasecenter", path),
-        imsize=_imsize(p.get("imsize", 12500)),
+        imsize=_imsize(p.get("imsize", mode.imsize)),
         cell=_cell(p.get("cell", "0.6arcsec")),
         spw=spw if isinstance(spw, str) else ",".join(spw),
         search_radius_arcsec=float(p.get("search_radius_arcsec", fieldsel.DEFAULT_BUFFER_ARCSEC)),
-        heuristics=se.STAGE1,  # stage-1 VLASS-SE heuristics (vlass_stage = 1), for the record
+        heuristics=heur,  # stage-1 VLASS-SE heuristics of the mode (vlass_stage = 1)
+        cfcache=str(p.get("cfcache", "")) if mode.awproject else "",
     )
-    if "awproject" in target.imaging_mode.lower() or "AWP" in target.imaging_mode:
-        raise InputError(f"{path}: imaging_mode {target.imaging_mode!r} needs awproject/cfcache; "
-                         "this pipeline restores mosaic-gridder SE products only")
     write_json(tree.stage_data("editimlist_seip"), target.to_json())
     return target
 
@@ -97,6 +107,15 @@ def ccip_targets(tree: RunTree, vis_rel: str, masks: tuple[str, ...], spw_overri
         groups = paramlist.validate_spw_groups(list(spw_override), "run parameter spw_groups")
     else:
         groups = paramlist.validate_spw_groups(p.get("spw", DEFAULT_GROUPS), f"{path}: spw")
+    ov = dict(overrides or {})
+    imsize = _imsize(ov.pop("imsize", p.get("imsize", 12500)))
+    cell = _cell(ov.pop("cell", p.get("cell", "0.6arcsec")))
+    tclean_keys = ("niter", "cycleniter", "cyclefactor", "nmajor", "robust", "uvtaper", "uvrange",
+                   "threshold", "nsigma", "pblimit", "pbmask", "scales", "psfcutoff", "smallscalebias",
+                   "cycleniter_final_image_nomask", "datacolumn", "stokes", "gridder", "deconvolver", "nterms")
+    tclean_overrides = {k: p[k] for k in tclean_keys if k in p}
+    tclean_overrides.update(ov)
+    _check_memory(groups, imsize, tclean_overrides)
     vis = str(tree.abs(vis_rel))
     all_spws = set(msinfo.spws_with_data(vis))  # rows, not SPECTRAL_WINDOW entries (issue 14)
     for g in groups:
@@ -123,14 +142,6 @@ def ccip_targets(tree: RunTree, vis_rel: str, masks: tuple[str, ...], spw_overri
         reject["apply"] = False
     exclude = {int(s) for s in str(reject["exclude_spw"]).split(",") if s.strip().isdigit()}
     meanfreq = fieldsel.spw_mean_freqs(vis, spws_used)
-    ov = dict(overrides or {})
-    imsize = _imsize(ov.pop("imsize", p.get("imsize", 12500)))
-    cell = _cell(ov.pop("cell", p.get("cell", "0.6arcsec")))
-    tclean_keys = ("niter", "cycleniter", "cyclefactor", "nmajor", "robust", "uvtaper", "uvrange",
-                   "threshold", "nsigma", "pblimit", "pbmask", "scales", "psfcutoff", "smallscalebias",
-                   "cycleniter_final_image_nomask", "datacolumn", "stokes", "gridder", "deconvolver", "nterms")
-    tclean_overrides = {k: p[k] for k in tclean_keys if k in p}
-    tclean_overrides.update(ov)
     targets, rejected, skipped = [], [], []
     for g in groups:
         spws = [int(s) for s in g.split(",")]
@@ -183,6 +194,22 @@ def flag_table(field_ids: list[int], groups: list[str], flagged: dict, total: di
         frac.append(row)
     return {"field_ids": list(field_ids), "groups": list(groups), "fraction": frac,
             "flagpct_thresh": reject["flagpct_thresh"], "nfield_thresh": reject["nfield_thresh"]}
+
+
+def _check_memory(groups: list[str], imsize: list[int], tclean_overrides: dict) -> None:
+    """Each group's tclean sized before any work (issue 14 item 4): refused when the estimate
+    exceeds the worker's memory, instead of an out-of-memory kill tried again and again."""
+    stokes, nterms = str(tclean_overrides.get("stokes", "IQUV")), int(tclean_overrides.get("nterms", 1))
+    limit = settings.worker_memory_gib()
+    for g in groups:
+        ok, est = memory.fits(imsize, limit, stokes, nterms)
+        if not ok:
+            raise ResourceLimitError(
+                f"spw group {g!r}: imaging {imsize[0]}x{imsize[1]} px (stokes {stokes}, nterms {nterms}) needs "
+                f"an estimated {est:.1f} GiB per tclean ({memory.BASE_MIB:.0f} MiB + "
+                f"{memory.BYTES_PER_PIXEL_IQUV:.0f} B/pixel for IQUV, bench/results/imaging_scale.json), over "
+                f"the worker limit of {limit:.1f} GiB (CCIP_WORKER_MEMORY_GB): lower imsize or give the "
+                "workers more memory")
 
 
 def summary(targets: list[ImagingTarget], tree: RunTree) -> str:

@@ -5,8 +5,11 @@ In the NRAO order:
 
 1. check the tarball and its six resources and extract them (:mod:`.restore_resources`);
 2. back up the initial flags as ``hifv_restorepims_initial`` (once);
-3. fill MODEL_DATA from the SE model images with the SE stage-1 heuristics (iter0 with
-   ``calcres=False``, model copied in under the iter0 name, then a predict-only tclean); on a
+3. fill MODEL_DATA from the SE model images with the SE stage-1 heuristics of the SEIP list's
+   imaging mode (:func:`.heuristics.se.seip_mode`): for the awproject modes first a PSF-only
+   tclean with the ``wbawp=False`` CF cache; iter0 with ``calcres=False``; (awproject) the iter0
+   PSF replaced by the ``wbawp=False`` one; the model copied in under the iter0 name; then a
+   predict-only serial tclean (CF caches: :mod:`.restore_cfcache`); on a
    re-run, first restore ``hifv_restorepims_initial``, re-initialise the weights and drop
    CORRECTED_DATA (otherwise statwt would write SIGMA instead of WEIGHT);
 4. restore the SE flags ``statwt_1``; 5. re-run statwt with the SE settings;
@@ -27,7 +30,9 @@ from ..casatables import columns, table
 from ..heuristics import se
 from ..model import SeipTarget
 from ..runtree import RunTree, read_json, remove, write_json
+from ..exceptions import InputError
 from ._casa import Casa
+from .restore_cfcache import cf_caches
 from .restore_resources import check_and_extract, check_grids
 
 log = logging.getLogger("ccip")
@@ -48,6 +53,10 @@ def _flagversion_exists(vis: Path, name: str) -> bool:
 
 
 def restore_pims(tree: RunTree, vis_rel: str, seip: SeipTarget) -> Restored:
+    try:  # before any work: a mode whose prediction cannot be reproduced is refused
+        mode = se.seip_mode(seip.imaging_mode, seip.heuristics.get("gridder"), seip.heuristics.get("wprojplanes"))
+    except se.UnrestorableMode as e:
+        raise InputError(f"{tree.working / 'SEIP_parameter.list'}: {e}") from None
     casa = Casa(tree.working, "restorepims")
     w = tree.working
     vis = tree.abs(vis_rel)
@@ -78,11 +87,23 @@ def restore_pims(tree: RunTree, vis_rel: str, seip: SeipTarget) -> Restored:
                 tb.removecols(["CORRECTED_DATA"])
     model = res["model_images"][0]
     restore_imagename = model[: model.rindex(".model")]
-    root = naming.restore_root(img)
-    for p in w.glob(root + ".*"):  # a retry starts clean
+    root, tmp = naming.restore_root(img), naming.restore_tmp_root(img)
+    for p in [*w.glob(root + ".*"), *w.glob(tmp + ".*")]:  # a retry starts clean
         remove(p)
-    targs = {**se.stage1_tclean(str(vis), str(w / root), list(seip.imsize), seip.cell, seip.phasecenter), "niter": 0}
+    targs = {**se.stage1_tclean(str(vis), str(w / root), list(seip.imsize), seip.cell, seip.phasecenter, mode),
+             **dict(seip.heuristics), "niter": 0}
+    cf = None
+    if mode.awproject:
+        cf = cf_caches(tree, seip.cfcache, img)
+        # the PSF with the no-wide-band-A-projection CF cache, kept aside (VLASS memo 15 §2.2)
+        casa("tclean", **{**targs, "cfcache": cf.nowb, "wbawp": False}, calcres=False)
+        _move_images(w, root + ".psf", tmp + ".psf")
+        for p in w.glob(root + ".*"):
+            remove(p)
+        targs["cfcache"] = cf.wb
     casa("tclean", **targs, calcres=False)
+    if mode.awproject:
+        _move_images(w, tmp + ".psf", root + ".psf")
     for p in sorted(w.glob(restore_imagename + ".*")):
         dst = w / (root + p.name[len(restore_imagename):])
         remove(dst)
@@ -98,8 +119,19 @@ def restore_pims(tree: RunTree, vis_rel: str, seip: SeipTarget) -> Restored:
     out = Restored(masks=(tree.rel(w / res["tier1_mask"][0]), tree.rel(w / res["tier2_mask"][0])), rerun=rerun)
     data = read_json(tree.stage_data("restorepims"), {})
     write_json(tree.stage_data("restorepims"), {**data, "extracted": res, "masks": list(out.masks), "rerun": rerun,
+                                                "imaging_mode": mode.imaging_mode, "gridder": mode.gridder,
+                                                "wprojplanes": mode.wprojplanes,
+                                                "cfcache": cf.to_json() if cf else None,
                                                 "casa_calls": casa.records()})
     return out
+
+
+def _move_images(w: Path, src_prefix: str, dst_prefix: str) -> None:
+    """``<src_prefix>*`` (e.g. ``.psf.tt0``, ``.psf.tt1``) renamed to ``<dst_prefix>*``, replacing."""
+    for p in sorted(w.glob(src_prefix + "*")):
+        dst = w / (dst_prefix + p.name[len(src_prefix):])
+        remove(dst)
+        shutil.move(str(p), str(dst))
 
 
 def _spw_ids(vis: Path) -> list[int]:
