@@ -47,7 +47,7 @@ class FakeCasa:
 def fake_casa(monkeypatch):
     monkeypatch.setattr(makeimages, "Casa", FakeCasa)
     monkeypatch.setattr(makeimages, "ensure_beams", lambda w, root: 0)
-    monkeypatch.setattr(makeimages, "actual_bandwidth", lambda vis, spws: 1.0)
+    monkeypatch.setattr(makeimages, "actual_bandwidth", lambda casa, vis, spws: 1.0)
     monkeypatch.setattr(makeimages.H, "tclean_args", lambda t, vis, imagename, n, mask: {"imagename": imagename})
     monkeypatch.setattr(makeimages.H, "vlass_keywords", lambda t, bw: {"VLASSBW": bw, "VLASSBWN": 1})
     monkeypatch.setattr(makeimages.casaimage, "update_miscinfo", lambda p, **kw: None)
