@@ -66,7 +66,7 @@ def test_every_task_has_an_execution_timeout_and_a_timeout_is_never_retried(dag,
 
     from ccip_ops import pipeline, settings
 
-    bag = DagBag(str(ROOT / "dags"), include_examples=False)
+    bag = DagBag(str(ROOT / "dags"))
     for d in bag.dags.values():
         for t in d.tasks:
             assert t.execution_timeout is not None, (d.dag_id, t.task_id)
