@@ -156,6 +156,24 @@ def spw_groups(value: Any, source: str = "spw") -> list[str]:
     return list(value)
 
 
+_SPW_SEL = re.compile(r"[0-9]+(~[0-9]+)?(,[0-9]+(~[0-9]+)?)*", re.ASCII)
+
+
+def spw_selection(value: Any, source: str = "spw") -> str:
+    """The SEIP ``spw``: a CASA spw selection of ids and ranges (``'2~17'``, ``'2,3,5~9'``) or a list of
+    such strings; returned as one selection string."""
+    sel = ",".join(value) if isinstance(value, list) and all(isinstance(v, str) for v in value) else value
+    if not isinstance(sel, str) or not _SPW_SEL.fullmatch(sel):
+        _refuse(source, value, "must be spw ids and ranges such as '2~17' or '2,3,5~9' (or a list of such)")
+    return sel
+
+
+def bounded(value: Any, lo: float, hi: float, source: str):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+        _refuse(source, value, f"must be a number within [{lo:g}, {hi:g}]")
+    return value
+
+
 def plane_reject(value: dict, source: str = "vlass_plane_reject_ms") -> dict:
     known = {"apply": bool, "exclude_spw": str, "flagpct_thresh": (int, float), "nfield_thresh": int}
     for k, v in value.items():

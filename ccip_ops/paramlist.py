@@ -122,6 +122,8 @@ def check_seip(path: str | Path) -> dict[str, Any]:
         listvalues.imsize(p["imsize"], f"{path}: imsize")
     if "cell" in p:
         listvalues.cell(p["cell"], f"{path}: cell")
+    if "spw" in p:
+        listvalues.spw_selection(p["spw"], f"{path}: spw")
     from .heuristics import se  # the SEIP modes and their heuristics (pure)
 
     try:  # a mode is refused by the gridder its heuristics (or the list) give, not by its name
@@ -152,6 +154,11 @@ def check_ccip(path: str | Path, spw_override=None) -> dict[str, Any]:
         validate_spw_groups(list(spw_override), "run parameter spw_groups")
     elif "spw" in p:
         validate_spw_groups(p["spw"], f"{path}: spw")
+    from .runparams import SCHEMAS  # the same bounds as the run's imaging_overrides
+
+    for key, rule in SCHEMAS["imaging_overrides"]["properties"].items():
+        if key in p and "minimum" in rule and key != "imsize":
+            listvalues.bounded(p[key], rule["minimum"], rule["maximum"], f"{path}: {key}")
     vr = p.get("vlass_plane_reject_ms")
     if isinstance(vr, dict):
         listvalues.plane_reject(vr, f"{path}: vlass_plane_reject_ms")

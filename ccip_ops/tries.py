@@ -3,7 +3,7 @@
 latest try's result is trusted.
 
 - :func:`claim`: a try starts by recording itself (number and a random token) as the group's
-  owner in ``working/results/<label>.try.json``; a later try replaces the record;
+  owner in ``working/tries/<label>.owner.json``; a later try replaces the record;
 - the try writes every image into its own folder, ``working/tries/<label>/try<n>/``
   (:func:`scratch`);
 - :func:`promote`: at the end, only while it still owns the group, it moves its images into
@@ -29,7 +29,7 @@ class SupersededTryError(CcipError):
 
 
 def claim_path(tree: RunTree, label: str) -> Path:
-    return tree.results / f"{label}.try.json"
+    return tree.working / "tries" / f"{label}.owner.json"
 
 
 def scratch(tree: RunTree, label: str, try_number: int) -> Path:
@@ -38,7 +38,7 @@ def scratch(tree: RunTree, label: str, try_number: int) -> Path:
 
 def claim(tree: RunTree, label: str, try_number: int) -> str:
     """Make this try the group's owner; returns its token."""
-    tree.results.mkdir(parents=True, exist_ok=True)
+    claim_path(tree, label).parent.mkdir(parents=True, exist_ok=True)
     token = f"{try_number}-{secrets.token_hex(8)}"
     write_json(claim_path(tree, label), {"try": try_number, "token": token, "started": time.time(),
                                          "pid": os.getpid()})

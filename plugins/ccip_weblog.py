@@ -72,9 +72,9 @@ def _tree(dag_id: str, run_id: str):
         raise HTTPException(404, f"only runs of {WEBLOG_DAG} have weblogs, not runs of {dag_id!r}")
     conf, state = _run(dag_id, run_id)
     try:
-        return RunTree.for_run(conf.get("field_id", ""), run_id), state
-    except InputError:
-        return None, state
+        return RunTree.for_run(conf.get("field_id", ""), run_id), state, ""
+    except InputError as e:
+        return None, state, str(e)
 
 
 def _page(title: str, body: str, code: int = 200) -> HTMLResponse:
@@ -111,10 +111,10 @@ def run_logs(dag_id: str, run_id: str):
 @app.get("/runs/{dag_id}/{run_id}/{path:path}",
          dependencies=[Depends(can_read_runs)])
 def run_file(dag_id: str, run_id: str, path: str):
-    tree, state = _tree(dag_id, run_id)
+    tree, state, why = _tree(dag_id, run_id)
     if tree is None:
         return _page("no weblog", f"<p>Run <code>{_html.escape(run_id)}</code> of <code>{_html.escape(dag_id)}</code> "
-                                  "has no VLASS field (no <code>field_id</code> parameter), so no weblog.</p>", 404)
+                                  f"has no run tree of its own, so no weblog: {_html.escape(why)}</p>", 404)
     if not path:
         path = "html/index.html"
     f = tree.served(path, SERVED)

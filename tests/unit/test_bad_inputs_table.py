@@ -116,7 +116,11 @@ LISTS = [
     (_ccip("phasecenter", "'J2000 00:50:00 -02.30.00 extra'"), "CCIP_parameter.list", ["phasecenter"]),
     (_ccip("phasecenter", "12.5"), "CCIP_parameter.list", ["'phasecenter' must be str"]),
     (_seip("phasecenter", "'J2000 400deg 0deg'"), "SEIP_parameter.list", ["phasecenter", "360 deg"]),
-    # the rest of the CCIP list, known at the start
+    # the rest of both lists, known at the start
+    (_seip("spw", "[2, 3]"), "SEIP_parameter.list", ["spw", "ids and ranges"]),
+    (_seip("spw", "'2~17; rm'"), "SEIP_parameter.list", ["spw", "ids and ranges"]),
+    (_ccip("niter", "-5"), "CCIP_parameter.list", ["niter", "within [0, 1e+06]"]),
+    (_ccip("robust", "7.5"), "CCIP_parameter.list", ["robust", "within [-2, 2]"]),
     (_ccip("imaging_mode", "'VLASS-SE-CONT'"), "CCIP_parameter.list", ["imaging_mode", "VLASS-SE-CUBE"]),
     (_ccip("vlass_plane_reject_ms", "{'nfield': 3}"), "CCIP_parameter.list", ["vlass_plane_reject_ms", "unknown key"]),
     ({"ccip": CCIP + "imagename='again'\n"}, "CCIP_parameter.list", ["'imagename' is set a second time"]),
