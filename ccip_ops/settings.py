@@ -72,10 +72,44 @@ def imaging_slots(env=None) -> int:
     return positive_int("CCIP_IMAGING_SLOTS", f"slots of the {IMAGING_POOL} pool", env) or os.cpu_count() or 2
 
 
+def worker_slots(env=None) -> int | None:
+    """How many tasks the Airflow that ``env`` configures runs at once: ``CCIP_WORKER_SLOTS`` (the
+    Celery slots of all workers together) where set; for a CeleryExecutor without it, unknown (None:
+    the number of workers is the deployment's); else the executor's ``[core] parallelism``."""
+    env = os.environ if env is None else env
+    explicit = positive_int("CCIP_WORKER_SLOTS", "Celery worker slots of all workers together", env)
+    if explicit:
+        return explicit
+    if "Celery" in str(env.get("AIRFLOW__CORE__EXECUTOR", "")):
+        return None
+    return positive_int("AIRFLOW__CORE__PARALLELISM", "tasks the executor runs at once", env) or 32
+
+
+def pool_size(env=None) -> tuple[int, str]:
+    """(slots of the ``casa_imaging`` pool, why): ``CCIP_IMAGING_SLOTS``, capped so that
+    ``CCIP_RESERVED_SLOTS`` (default 1) worker slots always stay free for the tasks outside the pool."""
+    env = os.environ if env is None else env
+    slots = imaging_slots(env)
+    total = worker_slots(env)
+    reserve = positive_int("CCIP_RESERVED_SLOTS", "worker slots kept for tasks other than imaging", env) or 1
+    if total is None:
+        return slots, (f"{slots} slots (CCIP_IMAGING_SLOTS); set CCIP_WORKER_SLOTS to the workers' slots so that "
+                       f"the pool is checked to leave {reserve} of them to other tasks")
+    if total <= reserve:
+        raise ValueError(f"{total} worker slot(s) (CCIP_WORKER_SLOTS or [core] parallelism) leave none for "
+                         f"other tasks while imaging holds one: run more worker slots than CCIP_RESERVED_SLOTS="
+                         f"{reserve}")
+    if slots > total - reserve:
+        return total - reserve, (f"{total - reserve} slots: CCIP_IMAGING_SLOTS={slots} capped to the {total} worker "
+                                 f"slots less the {reserve} kept for other tasks")
+    return slots, f"{slots} slots of {total} worker slots ({total - slots} free for other tasks)"
+
+
 def fanin_slots(env=None) -> int:
     """Slots of the ``casa_imaging`` pool a fan-in task holds = spw groups it works on at once:
-    ``$CCIP_FANIN_SLOTS``, default (and at most) :func:`imaging_slots`."""
-    pool = imaging_slots(env)
+    ``$CCIP_FANIN_SLOTS``, default (and at most) the pool's size (:func:`pool_size`): a task that
+    asks for more slots than the pool has would never be scheduled."""
+    pool = pool_size(env)[0]
     return min(positive_int("CCIP_FANIN_SLOTS", "spw groups a fan-in task works on at once", env) or pool, pool)
 
 

@@ -1,7 +1,7 @@
 """What every Airflow of the project is set up with, however it runs: one place for each.
 
 - the ``casa_imaging`` pool (name, description and size from :mod:`ccip_ops.settings`), made by
-  :func:`ensure_imaging_pool`, never with every worker slot (:func:`pool_size`: imaging holds its
+  :func:`ensure_imaging_pool`, never with every worker slot (:func:`ccip_ops.settings.pool_size`: imaging holds its
   slots for hours, and another field's first stages, the sweep, or a weblog would wait in
   ``queued`` until Airflow fails them as stuck), for the embedded Airflow (:mod:`scripts.airflow_local`), the loopback
   cluster (:mod:`scripts.airflow_cluster`) and the docker deployment's ``airflow-init``
@@ -28,8 +28,9 @@ import sys
 import time
 from pathlib import Path
 
-from ccip_ops.settings import (IMAGING_POOL, IMAGING_POOL_DESCRIPTION, imaging_slots, imaging_timeout_h,
-                               longest_task_h, positive_int, stage_timeout_h)
+from ccip_ops.settings import (IMAGING_POOL, IMAGING_POOL_DESCRIPTION, imaging_timeout_h, longest_task_h,
+                               stage_timeout_h)
+from ccip_ops.settings import pool_size  # noqa: F401 - the rule lives in settings: the DAG sizes its fan-in by it
 
 ROOT = Path(__file__).resolve().parent.parent
 DISTRIBUTED_ENV = ROOT / "docker" / "airflow.env"  # in a checkout; the image gets it from compose
@@ -80,37 +81,6 @@ def wait_for(pred, timeout: float, what: str, proc: subprocess.Popen | None = No
             return
         time.sleep(1)
     raise TimeoutError(f"{what}: not ready after {timeout:.0f} s\n{tail()}")
-
-
-def worker_slots(env: dict) -> int | None:
-    """How many tasks the Airflow that ``env`` configures runs at once: ``CCIP_WORKER_SLOTS`` (the
-    Celery slots of all workers together) where set; for a CeleryExecutor without it, unknown (None:
-    the number of workers is the deployment's); else the executor's ``[core] parallelism``."""
-    explicit = positive_int("CCIP_WORKER_SLOTS", "Celery worker slots of all workers together", env)
-    if explicit:
-        return explicit
-    if "Celery" in str(env.get("AIRFLOW__CORE__EXECUTOR", "")):
-        return None
-    return positive_int("AIRFLOW__CORE__PARALLELISM", "tasks the executor runs at once", env) or 32
-
-
-def pool_size(env: dict) -> tuple[int, str]:
-    """(slots of the ``casa_imaging`` pool, why): ``CCIP_IMAGING_SLOTS``, capped so that
-    ``CCIP_RESERVED_SLOTS`` (default 1) worker slots always stay free for the tasks outside the pool."""
-    slots = imaging_slots(env)
-    total = worker_slots(env)
-    reserve = positive_int("CCIP_RESERVED_SLOTS", "worker slots kept for tasks other than imaging", env) or 1
-    if total is None:
-        return slots, (f"{slots} slots (CCIP_IMAGING_SLOTS); set CCIP_WORKER_SLOTS to the workers' slots so that "
-                       f"the pool is checked to leave {reserve} of them to other tasks")
-    if total <= reserve:
-        raise ValueError(f"{total} worker slot(s) (CCIP_WORKER_SLOTS or [core] parallelism) leave none for "
-                         f"other tasks while imaging holds one: run more worker slots than CCIP_RESERVED_SLOTS="
-                         f"{reserve}")
-    if slots > total - reserve:
-        return total - reserve, (f"{total - reserve} slots: CCIP_IMAGING_SLOTS={slots} capped to the {total} worker "
-                                 f"slots less the {reserve} kept for other tasks")
-    return slots, f"{slots} slots of {total} worker slots ({total - slots} free for other tasks)"
 
 
 def outage_tolerance_s(env: dict) -> tuple[float, dict[str, float]]:
