@@ -128,3 +128,23 @@ def test_trigger_from_the_form_and_read_the_weblog_in_the_ui(standalone, browser
     assert "Images (pbcor cutouts: I Q U V)" in text and "hifv_restorepims resources" in text
     assert all(f"{n}. " in text for n in range(1, 13))
     assert time.time() - t0 < 120
+
+    # issue 17: the run's CASA logs tab, the grid with the mapped groups, an imaging task's log with
+    # tclean's progress lines
+    run_page = f"{base}/dags/{DAG}/runs/{quote(field_run.run_id, safe='')}"
+    d.get(run_page + "/plugin/ccip_casa_logs")
+    frame = wait.until(lambda d: d.find_elements(By.TAG_NAME, "iframe") or False)[0]
+    d.switch_to.frame(frame)
+    try:
+        wait.until(lambda d: "CASA logs of run" in d.find_element(By.TAG_NAME, "body").text)
+        logs = d.find_element(By.TAG_NAME, "body").text
+    finally:
+        d.switch_to.default_content()
+    assert "casa_commands.log" in logs and ".casa.log" in logs
+    _shot(d, "06_casa_logs_tab")
+    d.get(f"{base}/dags/{DAG}")
+    wait.until(lambda d: "image_spw_group" in d.find_element(By.TAG_NAME, "body").text)
+    _shot(d, "07_grid_with_the_mapped_groups")
+    d.get(f"{run_page}/tasks/image_spw_group/mapped/0")
+    wait.until(lambda d: "major cycle" in d.find_element(By.TAG_NAME, "body").text)
+    _shot(d, "08_imaging_task_log_with_casa_progress")

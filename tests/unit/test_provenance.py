@@ -102,3 +102,44 @@ def test_weblog_flags_a_group_made_by_another_version(tmp_path):
 def test_mixed_versions(stamps, n):
     assert len(provenance.mixed_versions("ccip 1", stamps)) == n
     assert provenance.mixed_versions("", stamps) == []  # a run from before the stamp: nothing to compare
+
+
+def test_export_writes_the_lists_used_the_script_and_the_manifest(tmp_path):
+    """Stage 12's provenance files and manifest entries (no CASA: the FITS part is tests/casa's)."""
+    import xml.etree.ElementTree as ET
+
+    from ccip_ops.stages import export
+
+    tree = RunTree.for_run(FIELD, "manual__prov", tmp_path).make()
+    tree.working.mkdir(parents=True, exist_ok=True)
+    (tree.working / "CCIP_parameter.list").write_text(ARCHIVE_LIST)
+    (tree.working / "SEIP_parameter.list").write_text("imaging_mode = 'VLASS-SE-CONT'\n")
+    stamp = provenance.stamp()
+    params = {"field_id": FIELD, "spw_groups": ["4,5"], "imaging_overrides": {"robust": 0.5}, "fault_groups": []}
+    write_json(tree.run_params_json, {"field_id": FIELD, "run_id": "manual__prov", "params": params,
+                                      "pipeline": stamp})
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    ok = [ImagingResult(target=target(group="4,5", spws=[4, 5], label="spw4_5"), status="ok", pipeline=stamp)]
+    lists = export._provenance(tree, stage, ok)
+    assert lists == ["SEIP_parameter.list", "CCIP_parameter.list", "CCIP_parameter.list.orig"]
+    assert (stage / "CCIP_parameter.list.orig").read_text() == ARCHIVE_LIST
+    assert paramlist.parse(stage / "CCIP_parameter.list") == {**paramlist.parse(stage / "CCIP_parameter.list.orig"),
+                                                               "spw": ["4,5"], "robust": 0.5}
+    assert (stage / "SEIP_parameter.list").read_text() == "imaging_mode = 'VLASS-SE-CONT'\n"
+    script = (stage / provenance.PIPESCRIPT).read_text()
+    assert "'spw_groups': ['4,5']" in script and "this run: 4,5" in script and stamp in script
+    compile(script, provenance.PIPESCRIPT, "exec")
+    export.write_manifest(stage, ["a.fits"], lists, stamp, run_params=True)
+    ous = ET.parse(stage / "pipeline_manifest.xml").getroot().find("ous")
+    assert ous.find("pipeline_version").get("name") == stamp
+    assert ous.find("pipescript").get("name") == provenance.PIPESCRIPT
+    assert ous.find("run_params").get("name") == "run_params.json"
+    assert [(e.get("name"), e.get("origin")) for e in ous.findall("parameter_list")] == [
+        ("SEIP_parameter.list", None), ("CCIP_parameter.list", None), ("CCIP_parameter.list.orig", "archive")]
+    # a run without run parameters exports the archive's list unchanged, and no .orig
+    write_json(tree.run_params_json, {"field_id": FIELD, "run_id": "manual__prov", "params": {"field_id": FIELD}})
+    again = tmp_path / "again"
+    again.mkdir()
+    assert export._provenance(tree, again, ok) == ["SEIP_parameter.list", "CCIP_parameter.list"]
+    assert (again / "CCIP_parameter.list").read_text() == ARCHIVE_LIST
