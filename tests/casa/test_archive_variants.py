@@ -110,7 +110,7 @@ def test_a_calibrator_field_with_a_vlass_name_is_not_selected(tiny_field, truth,
 def test_spws_no_list_names_are_ignored_and_said(tiny_field, tmp_path):
     d = copy_field(tiny_field, tmp_path / "lists", ms=False)
     notes = stage_inputs.check_spws(pims(tiny_field), d / "SEIP_parameter.list", d / "CCIP_parameter.list")
-    assert notes == [f"PIMS spws [0, 1] are named by neither SEIP_parameter.list nor the spw groups: ignored"]
+    assert notes == ["PIMS spws [0, 1] are named by neither SEIP_parameter.list nor the spw groups: ignored"]
     (d / "SEIP_parameter.list").write_text((d / "SEIP_parameter.list").read_text() + "spw='2~5'\n")
     notes = stage_inputs.check_spws(pims(tiny_field), d / "SEIP_parameter.list", d / "CCIP_parameter.list",
                                     ("2,3", "4,5"))

@@ -48,9 +48,9 @@ def test_running_tasks_outlive_a_five_minute_api_outage():
     deployed, limits = outage_tolerance_s({**SHARED, "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "900"})
     assert deployed >= 300 + 60, limits
     assert limits["token"] >= 600 and limits["failed_heartbeats"] >= 600
-    # the scheduler's own heartbeat timeout is the deployment's (docker-compose.yml): its 300 s default
-    # is the limit then, exactly the outage; the report tells the lead to raise it
-    assert outage_tolerance_s(SHARED)[1]["heartbeat_timeout"] == 300
+    # the scheduler's own heartbeat timeout is the deployment's (docker-compose.yml, default 900 s)
+    compose = (DISTRIBUTED_ENV.parent / "docker-compose.yml").read_text()
+    assert "TASK_INSTANCE_HEARTBEAT_TIMEOUT: ${CCIP_HEARTBEAT_TIMEOUT_S:-900}" in compose
 
 
 def test_a_queued_task_waits_longer_than_a_stage_takes():
