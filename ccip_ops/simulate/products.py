@@ -81,11 +81,13 @@ def write_group(tree: RunTree, k: int, n: int, cell_arcsec: float = 0.6, beam_ar
         return np.repeat(p[:, :, None, None], 4, axis=2)
 
     def sky(y0, y1):
-        y = np.arange(y0, y1, dtype="f8")[None, :]
         s = np.zeros((n, y1 - y0), "f8")
-        for (sxp, syp), f in zip(src, flux):
-            if y0 - 6 * sy <= syp <= y1 + 6 * sy:
-                s += f * np.exp(-0.5 * ((x - sxp) ** 2 / sx ** 2 + (y - syp) ** 2 / sy ** 2))
+        for (sxp, syp), f in zip(src, flux):  # each source only within 6 sigma of it
+            xa, xb = max(int(sxp - 6 * sx), 0), min(int(sxp + 6 * sx) + 2, n)
+            ya, yb = max(int(syp - 6 * sy), y0), min(int(syp + 6 * sy) + 2, y1)
+            if xa < xb and ya < yb:
+                gx, gy = np.arange(xa, xb)[:, None], np.arange(ya, yb)[None, :]
+                s[xa:xb, ya - y0:yb - y0] += f * np.exp(-0.5 * ((gx - sxp) ** 2 / sx ** 2 + (gy - syp) ** 2 / sy ** 2))
         return s[:, :, None, None] * pol[None, None, :, None]
 
     def residual(y0, y1):
