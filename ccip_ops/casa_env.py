@@ -124,13 +124,13 @@ def _casatasks_package():
         return mod
     if os.environ.get("CCIP_CASATASKS_FULL"):
         return importlib.import_module("casatasks")
-    import importlib.util
     import types
+    from importlib.util import find_spec
 
     import casatools
     from casaconfig import config
 
-    spec = importlib.util.find_spec("casatasks")
+    spec = find_spec("casatasks")
     mod = types.ModuleType("casatasks")
     mod.__file__, mod.__spec__, mod.__path__ = spec.origin, spec, list(spec.submodule_search_locations)
     mod.__package__ = "casatasks"
