@@ -201,48 +201,47 @@ def _rms_boxes(tree):
     return [dict(r.qa) for r in fan.results] if fan else []
 
 
+def stage_wall(c: dict, step: str) -> float:
+    """The stage's wall; for an rms stage stopped at its limit, imdev's estimated wall per group times
+    the groups over the workers (each worker runs its groups' imdev one after another)."""
+    st = c["stages"][step]
+    if st.get("timed_out") and st.get("wall_estimated_s"):
+        return st["wall_estimated_s"] * -(-c["groups"] // c["slots"])
+    return st["wall_s"]
+
+
 def extrapolate(configs: list[dict]) -> dict:
-    """Per stage, at 12500²: wall per group (slope over the group counts measured at the largest N
-    that has several, scaled by pixels from the size series) and memory, then 16 groups serially and
-    over k slots."""
+    """Per stage: the linear fit wall = fixed + per_group x groups over the group counts measured at one
+    size (k = 1); the per-group part scaled by pixels to 12500² (each stage's work is per pixel: box
+    reads, imdev grid points x a box of ~100 pixels at every size); then 16 groups serially and over
+    k = 4, 16 slots (fixed + ceil(16 / k) x per group). Memory: the largest peak RSS of any process."""
+    import numpy as np
+
     out = {}
-    big = [c for c in configs if c["n"] == VLASS_N and c["slots"] == 1]
-    by_n = {}
-    for c in configs:
-        if c["slots"] == 1 and c["groups"] == 1:
-            by_n[c["n"]] = c
     multi = {}
     for c in configs:
         if c["slots"] == 1:
             multi.setdefault(c["n"], {})[c["groups"]] = c
     n_multi = max((n for n, g in multi.items() if len(g) >= 2), default=None)
+    if n_multi is None:
+        return out
+    g = sorted(multi[n_multi])
+    big = max(multi)
     for step in STEPS:
-        row = {}
-        if big:
-            row["wall_1_group_s"] = big[0]["stages"][step]["wall_s"]
-            row["peak_rss_mb"] = max(c["stages"][step]["peak_rss_mb"] for c in big)
-            row["largest_worker_mb"] = max(c["stages"][step]["largest_worker_mb"] for c in big)
-        if n_multi:
-            g = sorted(multi[n_multi])
-            w = [multi[n_multi][x]["stages"][step]["wall_s"] for x in g]
-            import numpy as np
-
-            slope, fixed = np.polyfit(g, w, 1)
-            row["per_group_s_at_%d" % n_multi] = round(float(slope), 2)
-            row["fixed_s_at_%d" % n_multi] = round(float(fixed), 2)
-            row["peak_rss_mb_by_groups_at_%d" % n_multi] = [multi[n_multi][x]["stages"][step]["peak_rss_mb"] for x in g]
-            if big:
-                one = row["wall_1_group_s"]
-                per = max(one - fixed, 0.0)  # the per-group part at 12500², with the fixed part measured above
-                row["wall_16_groups_serial_s"] = round(fixed + 16 * per, 1)
-                row["wall_16_groups_k16_s"] = round(fixed + per, 1)
-        out[step] = row
+        w = [stage_wall(multi[n_multi][x], step) for x in g]
+        per, fixed = (float(v) for v in np.polyfit(g, w, 1))
+        one_big = stage_wall(multi[big][min(multi[big])], step)
+        per_big = max(one_big - fixed, 0.0) * (VLASS_N / big) ** 2
+        out[step] = {"fit_at_n": n_multi, "per_group_s": round(per, 2), "fixed_s": round(fixed, 2),
+                     "peak_rss_mb_by_groups": [multi[n_multi][x]["stages"][step]["peak_rss_mb"] for x in g],
+                     "scaled_from_n": big, "per_group_s_at_12500": round(per_big, 1),
+                     "wall_16_groups_s": {f"k{k}": round(fixed + -(-16 // k) * per_big) for k in (1, 4, 16)}}
     return out
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", nargs="+", default=["3125x1", "3125x2", "3125x3", "6250x1", "12500x1"],
+    ap.add_argument("--config", nargs="*", default=["3125x1", "3125x2", "3125x3", "6250x1", "12500x1"],
                     help="NxG: image side N, G groups")
     ap.add_argument("--slots", type=int, nargs="+", default=[1], help="workers per fan-in task")
     ap.add_argument("--archive", type=Path, default=WORK / "archive")
@@ -250,10 +249,13 @@ def main(argv=None) -> int:
     ap.add_argument("--rms-limit-s", type=float, default=None,
                     help="stop the rms stage after this long and estimate its wall from imdev's progress meter")
     ap.add_argument("--name", default="vlass_scale", help="bench/results/<name>.json")
+    ap.add_argument("--merge", nargs="*", default=[], help="also summarise bench/results/<name>.json of these")
     a = ap.parse_args(argv)
     m, before = machine(), load()
     prev = RESULTS / f"{a.name}.json"
     old = json.loads(prev.read_text()).get("configs", []) if prev.exists() else []
+    for other in a.merge:  # configurations measured in other invocations (their own --name)
+        old += json.loads((RESULTS / f"{other}.json").read_text())["configs"]
     keyed = {(c["n"], c["groups"], c["slots"]): c for c in old}
 
     def save():
@@ -270,7 +272,7 @@ def main(argv=None) -> int:
             save()
     out, result, configs = save()
     print(header("fan-in at VLASS size (synthetic products)", m, before, result["load_after"]))
-    rows = [(c["n"], c["groups"], c["slots"], s, c["stages"][s]["wall_s"], c["stages"][s]["peak_rss_mb"],
+    rows = [(c["n"], c["groups"], c["slots"], s, round(stage_wall(c, s), 1), c["stages"][s]["peak_rss_mb"],
              c["stages"][s]["largest_worker_mb"], c["stages"][s]["all_processes_mb"]) for c in configs for s in STEPS]
     print(table(("N", "groups", "k", "stage", "wall s", "RSS MB", "worker MB", "all MB"), rows))
     print(json.dumps(result["extrapolation"], indent=1))
