@@ -168,7 +168,14 @@ def run_config(n: int, groups: int, slots: int, archive: Path, keep: bool, rms_l
                                     cwd=str(HERE.parent), stdout=fh, stderr=subprocess.STDOUT, text=True,
                                     start_new_session=True)
             limit = rms_limit_s if step == "rmsimages" else None
-            own, largest, total = _sample(proc, limit=limit)
+            try:
+                own, largest, total = _sample(proc, limit=limit)
+            finally:  # interrupted: the stage's own process group (its CASA workers too) goes with it
+                if proc.poll() is None:
+                    import os
+                    import signal
+
+                    os.killpg(proc.pid, signal.SIGKILL)
         text = logf.read_text(errors="replace")
         wall = time.time() - t0
         row = {"wall_s": round(wall, 1), "peak_rss_mb": round(own / 2**20), "largest_worker_mb": round(largest / 2**20),
