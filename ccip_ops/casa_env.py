@@ -101,10 +101,73 @@ def tools():
     return importlib.import_module("casatools")
 
 
-def tasks():
-    """Return the configured ``casatasks`` module."""
+class _Tasks:
+    """``casatasks`` one task at a time: ``tasks().imdev`` imports ``casatasks.imdev`` only.
+
+    ``import casatasks`` imports all ~130 tasks, scipy and matplotlib (1.7 s of every task process's
+    start on an idle 2-core machine, bench/orchestration.py); a stage uses one to three tasks (~0.01 s
+    each). Unless the full package is already imported (or ``CCIP_CASATASKS_FULL`` is set), the
+    ``casatasks`` package is set up as its ``__init__`` would (``casalog`` on the configured log file,
+    global; ``version``), without importing the tasks, and each task is imported when first used; a
+    ``from casatasks import <task>`` elsewhere gets the task too (the package's ``__getattr__``)."""
+
+    def __getattr__(self, name: str):
+        return task(name)
+
+
+_TASKS = _Tasks()
+
+
+def _casatasks_package():
+    mod = sys.modules.get("casatasks")
+    if mod is not None:
+        return mod
+    if os.environ.get("CCIP_CASATASKS_FULL"):
+        return importlib.import_module("casatasks")
+    import types
+    from importlib.util import find_spec
+
+    import casatools
+    from casaconfig import config
+
+    spec = find_spec("casatasks")
+    mod = types.ModuleType("casatasks")
+    mod.__file__, mod.__spec__, mod.__path__ = spec.origin, spec, list(spec.submodule_search_locations)
+    mod.__package__ = "casatasks"
+    mod.casalog = casatools.logsink(config.logfile)
+    mod.casalog.setglobal(True)
+    from importlib.metadata import version as dist_version
+
+    vs = dist_version("casatasks")
+    mod.version = lambda: [int(x) for x in vs.split(".")[:4] if x.isdigit()]
+    mod.version_string = lambda: vs
+    mod.__getattr__ = task
+    sys.modules["casatasks"] = mod
+    return mod
+
+
+def task(name: str):
+    """One CASA task (``casatasks.<name>``), importing only that task's module."""
     ensure()
-    return importlib.import_module("casatasks")
+    pkg = _casatasks_package()
+    value = pkg.__dict__.get(name)
+    if value is not None and not isinstance(value, type(sys)):
+        return value
+    if name.startswith("__"):
+        raise AttributeError(name)
+    try:
+        sub = importlib.import_module(f"casatasks.{name}")
+    except ModuleNotFoundError as e:
+        raise AttributeError(f"casatasks has no task {name!r}") from e
+    fn = getattr(sub, name, sub)
+    setattr(pkg, name, fn)
+    return fn
+
+
+def tasks():
+    """The configured ``casatasks``, each task imported when first used (:class:`_Tasks`)."""
+    ensure()
+    return _TASKS
 
 
 def set_log(path: str | os.PathLike) -> None:

@@ -71,6 +71,6 @@ def rms_region(cutout: tuple[int, int, int, int] | None, nx: int, ny: int, margi
     image; None (the whole image) when there is no cutout or the margin reaches every edge."""
     if cutout is None:
         return None
-    b = (max(cutout[0] - margin_px, 0), max(cutout[1] - margin_px, 0),
-         min(cutout[2] + margin_px, nx - 1), min(cutout[3] + margin_px, ny - 1))
+    b = tuple(int(v) for v in (max(cutout[0] - margin_px, 0), max(cutout[1] - margin_px, 0),
+                               min(cutout[2] + margin_px, nx - 1), min(cutout[3] + margin_px, ny - 1)))
     return None if b == (0, 0, nx - 1, ny - 1) else b

@@ -42,9 +42,9 @@ def cutout_geometry(path) -> tuple[tuple[int, int], float, tuple[int, int, int, 
         shape = ia.shape()
         cs = ia.coordsys()
     try:
-        cell = abs(cs.increment()["numeric"][0]) * 180 / math.pi * 3600
-        return (int(shape[0]), int(shape[1])), cell, cutout_box(shape[0], shape[1], cell,
-                                                                cs.referencepixel()["numeric"][0])
+        cell = float(abs(cs.increment()["numeric"][0]) * 180 / math.pi * 3600)
+        nx, ny = int(shape[0]), int(shape[1])  # plain ints: the box travels in the results' JSON
+        return (nx, ny), cell, cutout_box(nx, ny, cell, float(cs.referencepixel()["numeric"][0]))
     finally:
         cs.done()
 
