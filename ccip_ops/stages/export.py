@@ -70,6 +70,7 @@ def export_products(tree: RunTree, fan: FanIn, vis_rel: str) -> dict:
     ok = sorted((r for r in fan.results if r.status == "ok"), key=lambda r: r.target.reffreq_hz)
     kept_beams = [r.beam.to_json() for r in ok if keep_of.get(r.group, True) and r.beam]
     target = combeam.common_beam(kept_beams or [r.beam.to_json() for r in ok if r.beam])
+    casa.tool("ia.commonbeam", nplanes=len(kept_beams), result=target)
     for r in ok:
         rj = not keep_of.get(r.group, True)
         pk, rms = r.qa.get("VLASSPK"), r.qa.get("VLASSRMS")
@@ -88,7 +89,7 @@ def export_products(tree: RunTree, fan: FanIn, vis_rel: str) -> dict:
                 add_checksums(stage / fname)
                 fits_names.append(fname)
         try:
-            com_names += _com_pair(tree, r, stage, target, t0, t1, pk, rms, rj)
+            com_names += _com_pair(tree, r, stage, target, t0, t1, pk, rms, rj, casa)
         except Exception as e:  # noqa: BLE001 - one plane's .com failing must not lose the others (§9.4)
             log.warning("spw group %s: no .com images: %s", r.group, e)
             com_skipped.append({"group": r.group, "error": str(e)})
@@ -123,7 +124,7 @@ def _analysis_tables(tree: RunTree, stage: Path) -> tuple[str, ...]:
 
 
 def _com_pair(tree: RunTree, r: ImagingResult, stage: Path, target: dict, t0: float, t1: float,
-              pk, rms, rj: bool) -> list[str]:
+              pk, rms, rj: bool, casa: Casa) -> list[str]:
     """The plane's IQU and V ``.com`` FITS, from its IQUV CASA cutout and its corrected IQU FITS."""
     from astropy.io import fits
 
@@ -133,11 +134,13 @@ def _com_pair(tree: RunTree, r: ImagingResult, stage: Path, target: dict, t0: fl
         crval = (float(h[0].header["CRVAL1"]), float(h[0].header["CRVAL2"]))
     names = {pol: naming.common_beam(naming.exported(src.name, pol).format()) for pol in naming.STOKES_SPLIT}
     images, history = combeam.make_com(src, crval, target, stage, names["IQU"] + ".im", names["V"] + ".im")
+    casa.tool("ia.convolve2d/ia.regrid/ia.subimage", imagename=str(src), steps=history)
     out = []
     for pol, im in zip(naming.STOKES_SPLIT, images):
         casaimage.update_miscinfo(im, VLASSPL=pol, VLASSPK=pk, VLASSRMS=rms, VLASSRJ=rj)
         with casaimage.opened(im) as ia:
             ia.tofits(str(stage / names[pol]), stokeslast=True, overwrite=True)
+        casa.tool("ia.tofits", imagename=str(im), fitsimage=names[pol], stokeslast=True)
         remove(im)
         fix_header(stage / names[pol], t0, t1, _vlass_header(rj, pol, names[pol]))
         with fits.open(stage / names[pol], mode="update") as h:
