@@ -91,3 +91,9 @@ def test_observed_against_model_rows_shade_as_nraos_table():
     assert rows[1]["delta_class"] == "" and rows[1]["snr_class"] == "s7_5"
     assert [tables.delta_class(x) for x in (4.9, 5, -25, 31)] == ["", "d5", "d20", "d30"]
     assert [tables.snr_class(x) for x in (2.9, 4, 9.9, 10)] == ["s3", "s5", "s10", ""]
+
+
+def test_box_flag_scores_warn_for_a_skipped_group():
+    s = qa.box_flag_scores({"2,3": 0.02, "4,5": 0.40}, ["16,17"], [])
+    assert [x["score"] for x in s] == [1.0, 0.75, 0.5] and qa.overall(s) == 0.5
+    assert "100% flagged" in s[-1]["message"]
