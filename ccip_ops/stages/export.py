@@ -138,7 +138,7 @@ def _com_pair(tree: RunTree, r: ImagingResult, stage: Path, target: dict, t0: fl
     out = []
     vlass = {k: v for k, v in casaimage.miscinfo(src).items() if k.startswith("VLASS")}  # all of makeimages'
     for pol, im in zip(naming.STOKES_SPLIT, images):
-        casaimage.update_miscinfo(im, **vlass, VLASSPL=pol, VLASSPK=pk, VLASSRMS=rms, VLASSRJ=rj)
+        casaimage.update_miscinfo(im, **{**vlass, "VLASSPL": pol, "VLASSPK": pk, "VLASSRMS": rms, "VLASSRJ": rj})
         with casaimage.opened(im) as ia:
             ia.tofits(str(stage / names[pol]), stokeslast=True, overwrite=True)
         casa.tool("ia.tofits", imagename=str(im), fitsimage=names[pol], stokeslast=True)
