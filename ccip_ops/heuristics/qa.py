@@ -9,13 +9,15 @@ as NRAO's: red < 0.33 ≤ yellow < 0.66 ≤ blue < 0.9 ≤ green.
 - :func:`flagging_score`: NRAO's ``score_total_data_flagged_vla`` of the newly flagged fraction
   (≤ 5 %: 1; 5-75 %: 1 → 0.5; 75-100 %: 0.5 → 0);
 - :func:`box_flag_score`: the flagged fraction of each spw group inside the 1 deg² box (stage 6),
-  the same NRAO curve applied to the group's total fraction; a skipped (100 % flagged) group 0;
+  the same NRAO curve applied to the group's total fraction; a skipped (100 % flagged) or
+  rejected group 0.5, a warning (ccip's rule; NRAO logs a warning);
 - :func:`rms_scores`: ccip's rule for the plane noise against the expected thermal noise
   (:mod:`.thermal`): ratio ≤ 1.5 → 1, falling linearly to 0.34 at ratio 5 and below that beyond.
 """
 from __future__ import annotations
 
 FAILED_TARGET = 0.34  # NRAO makeimages: a target whose imaging raised
+SKIPPED_GROUP = 0.5  # ccip: a group not imaged because it is (nearly) all flagged: a warning
 
 
 def score(value: float | None, metric: str, message: str, applies_to: str = "") -> dict:
@@ -50,10 +52,11 @@ def flagging_score(frac: float, what: str = "data", applies_to: str = "") -> dic
 
 
 def box_flag_scores(flagpct: dict[str, float], skipped: list[str], rejected: list[str]) -> list[dict]:
-    """Stage 6: each group's flagged fraction in the 1 deg² box; a skipped or rejected group scores 0."""
+    """Stage 6: each group's flagged fraction in the 1 deg² box; a skipped or rejected group scores
+    0.5 (ccip's rule: a warning, as NRAO logs one; the stage did what it should)."""
     out = [flagging_score(f, f"spw group {g} in the 1 deg² box", g) for g, f in flagpct.items()]
-    out += [score(0.0, "group_skipped", f"spw group {g} is 100% flagged: not imaged", g) for g in skipped]
-    out += [score(0.0, "group_rejected", f"spw group {g}: too many fields > 90% flagged (PIPE-1800)", g)
+    out += [score(SKIPPED_GROUP, "group_skipped", f"spw group {g} is 100% flagged: not imaged", g) for g in skipped]
+    out += [score(SKIPPED_GROUP, "group_rejected", f"spw group {g}: too many fields > 90% flagged (PIPE-1800)", g)
             for g in rejected]
     return out
 

@@ -99,6 +99,14 @@ class Casa:
         log.info("CASA %s done in %.1f s (peak RSS %.0f MB)", task, wall, rec["peak_rss_mb"])
         return out
 
+    def tool(self, call: str, **kw) -> None:
+        """Record a casatools call made directly (not a task), as a comment line of
+        casa_commands.log: the log stays a script of tasks, and says every CASA call."""
+        cmd = f"{call}(" + ", ".join(f"{k}={_fmt(v)}" for k, v in kw.items()) + ")"
+        log.info("CASA tool %s", cmd)
+        with open(self.working / naming.CASA_COMMANDS, "a") as f:
+            f.write(f"# {self.stage}: casatools {cmd}\n")
+
     def records(self) -> tuple[dict, ...]:
         """The call records so far."""
         return tuple(dict(c) for c in self.calls)

@@ -82,6 +82,7 @@ def export_products(tree: RunTree, fan: FanIn, vis_rel: str, workers: int = 1) -
     ok = sorted((r for r in fan.results if r.status == "ok"), key=lambda r: r.target.reffreq_hz)
     kept_beams = [r.beam.to_json() for r in ok if keep_of.get(r.group, True) and r.beam]
     target = combeam.common_beam(kept_beams or [r.beam.to_json() for r in ok if r.beam])
+    Casa(tree.working, "export").tool("ia.commonbeam", nplanes=len(kept_beams), result=target)
     fits_names, com_names, com_skipped = [], [], []
     # the planes are independent: ``workers`` of them at once, each in its own process
     for r, (done, plane) in zip(ok, groupworkers.parallel_map(
@@ -148,7 +149,7 @@ def export_plane(tree: RunTree, result: dict, stage: Path, target: dict, t0: flo
             add_checksums(stage / fname)
             fits_names.append(fname)
     try:
-        com_names += _com_pair(tree, r, stage, target, t0, t1, pk, rms, rj)
+        com_names += _com_pair(tree, r, stage, target, t0, t1, pk, rms, rj, casa)
     except Exception as e:  # noqa: BLE001 - one plane's .com failing must not lose the others (§9.4)
         log.warning("spw group %s: no .com images: %s", r.group, e)
         com_skipped.append({"group": r.group, "error": str(e)})
@@ -177,7 +178,7 @@ def _provenance(tree: RunTree, stage: Path, ok: list[ImagingResult]) -> list[str
 
 
 def _com_pair(tree: RunTree, r: ImagingResult, stage: Path, target: dict, t0: float, t1: float,
-              pk, rms, rj: bool) -> list[str]:
+              pk, rms, rj: bool, casa: Casa) -> list[str]:
     """The plane's IQU and V ``.com`` FITS, from its IQUV CASA cutout and its corrected IQU FITS."""
     from astropy.io import fits
 
@@ -187,11 +188,14 @@ def _com_pair(tree: RunTree, r: ImagingResult, stage: Path, target: dict, t0: fl
         crval = (float(h[0].header["CRVAL1"]), float(h[0].header["CRVAL2"]))
     names = {pol: naming.common_beam(naming.exported(src.name, pol).format()) for pol in naming.STOKES_SPLIT}
     images, history = combeam.make_com(src, crval, target, stage, names["IQU"] + ".im", names["V"] + ".im")
+    casa.tool("ia.convolve2d/ia.regrid/ia.subimage", imagename=str(src), steps=history)
     out = []
+    vlass = {k: v for k, v in casaimage.miscinfo(src).items() if k.startswith("VLASS")}  # all of makeimages'
     for pol, im in zip(naming.STOKES_SPLIT, images):
-        casaimage.update_miscinfo(im, VLASSPL=pol, VLASSPK=pk, VLASSRMS=rms, VLASSRJ=rj)
+        casaimage.update_miscinfo(im, **{**vlass, "VLASSPL": pol, "VLASSPK": pk, "VLASSRMS": rms, "VLASSRJ": rj})
         with casaimage.opened(im) as ia:
             ia.tofits(str(stage / names[pol]), stokeslast=True, overwrite=True)
+        casa.tool("ia.tofits", imagename=str(im), fitsimage=names[pol], stokeslast=True)
         remove(im)
         fix_header(stage / names[pol], t0, t1, _vlass_header(rj, pol, names[pol]))
         with fits.open(stage / names[pol], mode="update") as h:

@@ -108,7 +108,7 @@ def thumbnails(tree: RunTree, results) -> dict[str, list[str]]:
             cb.ax.tick_params(labelsize=5)
             ax.set_title(f"{r.label} {s}  (−5…20 × rms {1e3 * rms:.2g} mJy)", fontsize=6)
             name = naming.thumbnail(r.label, s)
-            fig.savefig(tree.html / name, dpi=80, bbox_inches="tight")
+            fig.savefig(tree.html / name, dpi=100, bbox_inches="tight")
             plt.close(fig)
             names.append(name)
         out[r.label] = names

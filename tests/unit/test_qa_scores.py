@@ -78,3 +78,22 @@ def test_thermal_noise_is_the_radiometer_equation():
     assert thermal.mosaic_sigma([(1000, sig, math.sqrt(0.25))] * 4) == pytest.approx(one)
     fwhm = math.radians(15.0 / 60)  # 45'/3 GHz
     assert thermal.pb_gain(fwhm / 2, 3e9) == pytest.approx(0.5)
+
+
+def test_observed_against_model_rows_shade_as_nraos_table():
+    from ccip_ops.weblog import tables
+
+    pw = {"I_3GHz": 0.01, "alpha": -0.7}
+    ms = [{"group": "2", "freq_hz": 3e9, "keep": True, "I": 0.0112, "rms_I": 0.0005},  # +12 %, S/N 22
+          {"group": "3", "freq_hz": 3e9, "keep": True, "I": 0.0099, "rms_I": 0.0015}]  # -1 %, S/N 6.6
+    rows = tables.model_rows({"regions": {"peak_stokesi": {"power_law": pw, "measurements": ms}}})["peak_stokesi"]
+    assert rows[0]["delta_pct"] == pytest.approx(12.0) and rows[0]["delta_class"] == "d10" and rows[0]["snr_class"] == ""
+    assert rows[1]["delta_class"] == "" and rows[1]["snr_class"] == "s7_5"
+    assert [tables.delta_class(x) for x in (4.9, 5, -25, 31)] == ["", "d5", "d20", "d30"]
+    assert [tables.snr_class(x) for x in (2.9, 4, 9.9, 10)] == ["s3", "s5", "s10", ""]
+
+
+def test_box_flag_scores_warn_for_a_skipped_group():
+    s = qa.box_flag_scores({"2,3": 0.02, "4,5": 0.40}, ["16,17"], [])
+    assert [x["score"] for x in s] == [1.0, 0.75, 0.5] and qa.overall(s) == 0.5
+    assert "100% flagged" in s[-1]["message"]
