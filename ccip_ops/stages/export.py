@@ -65,6 +65,11 @@ def write_manifest(products: Path, fits_names: list[str], lists: list[str], pipe
     return out
 
 
+def _made_by(r: ImagingResult) -> str:
+    """The versions that made a plane, for its FITS HISTORY: the imaging's and this export's."""
+    return f"{r.pipeline or 'unknown'} (imaging), {provenance.stamp()} (export)"
+
+
 def _vlass_header(rj: bool, pol: str, fname: str) -> dict:
     """The keywords export sets on a FITS file (the others come from the image's miscinfo)."""
     return {"VLASSRJ": rj, "VLASSPL": pol, "VLASSITY": image_type(fname)}
@@ -144,7 +149,7 @@ def export_plane(tree: RunTree, result: dict, stage: Path, target: dict, t0: flo
             casa("exportfits", imagename=str(split), fitsimage=str(stage / fname), overwrite=True,
                  stokeslast=True)
             remove(split)
-            fix_header(stage / fname, t0, t1, _vlass_header(rj, pol, fname))
+            fix_header(stage / fname, t0, t1, _vlass_header(rj, pol, fname), _made_by(r))
             correct_position(stage / fname, mid, site)
             add_checksums(stage / fname)
             fits_names.append(fname)
@@ -197,7 +202,7 @@ def _com_pair(tree: RunTree, r: ImagingResult, stage: Path, target: dict, t0: fl
             ia.tofits(str(stage / names[pol]), stokeslast=True, overwrite=True)
         casa.tool("ia.tofits", imagename=str(im), fitsimage=names[pol], stokeslast=True)
         remove(im)
-        fix_header(stage / names[pol], t0, t1, _vlass_header(rj, pol, names[pol]))
+        fix_header(stage / names[pol], t0, t1, _vlass_header(rj, pol, names[pol]), _made_by(r))
         with fits.open(stage / names[pol], mode="update") as h:
             for line in history:
                 h[0].header.add_history(line)

@@ -100,7 +100,9 @@ def add_checksums(fits_path: Path) -> None:
         hdul.flush(output_verify="exception")
 
 
-def fix_header(fits_path: Path, t0: float, t1: float, keywords: dict) -> None:
+def fix_header(fits_path: Path, t0: float, t1: float, keywords: dict, pipeline: str = "") -> None:
+    """The header fixes (module docstring); ``pipeline``, the versions that made the plane, goes into
+    a HISTORY card (issue 17: every product says which pipeline made it)."""
     import warnings
 
     from astropy.io import fits
@@ -120,3 +122,5 @@ def fix_header(fits_path: Path, t0: float, t1: float, keywords: dict) -> None:
         for k, v in keywords.items():
             h[k] = v
         comment_vlass_keywords(h, fits_path.name)
+        if pipeline:
+            h.add_history(f"ccip pipeline {pipeline}")

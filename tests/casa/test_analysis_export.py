@@ -224,6 +224,13 @@ def test_manifest_lists_the_pbcor_fits_and_parameter_lists(run):
     assert ous.find("pipeline_version").get("name") == stamp and stamp.startswith("ccip ")
     compile((tree.products / "ccip_pipescript.py").read_text(), "ccip_pipescript.py", "exec")
     assert all(r.pipeline == stamp for r in fanin_results(tree)[0])
+    # and every delivered FITS names the versions that imaged and exported its plane (HISTORY)
+    from astropy.io import fits
+
+    for p in tree.products.glob("*.fits"):
+        history = [str(h) for h in fits.getheader(p).get("HISTORY", [])]
+        assert f"ccip pipeline {stamp} (imaging), {stamp} (export)" in " ".join(history).replace("  ", " ") \
+            or any(h.startswith(f"ccip pipeline {stamp}") for h in history), (p.name, history[-3:])
 
 
 # ---- analysis (§8, rotation measure) -----------------------------------------------------------
