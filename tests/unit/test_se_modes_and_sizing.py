@@ -156,3 +156,15 @@ def test_awp_preset_images_with_awproject():
     p = presets.get("awp")
     assert se.seip_mode(p.se_mode).awproject and p.seip_spw == "2" and p.spw_groups == ("2",) and p.nspw == 3
     assert presets.get("tiny").se_mode == se.MOSAIC_MODE and presets.get("tiny").nspw == 18
+
+
+def test_restore_of_a_16384_px_se_model_is_sized_first(tree, monkeypatch):
+    from ccip_ops.stages import restorepims
+
+    monkeypatch.setenv("CCIP_WORKER_MEMORY_GB", "32")
+    seip_list(tree, imaging_mode="VLASS-SE-CONT")
+    seip = editimlist.seip_target(tree)  # 16384 px, Stokes I, nterms 2: ~59 GiB
+    with pytest.raises(ResourceLimitError) as e:
+        restorepims.restore_pims(tree, "working/absent_split.ms", seip)
+    assert "16384x16384" in str(e.value) and "59.3 GiB" in str(e.value) and "32.0 GiB" in str(e.value)
+    assert not tree.stage_data("restorepims").exists()
