@@ -30,7 +30,9 @@ from ..casatables import columns, table
 from ..heuristics import se
 from ..model import SeipTarget
 from ..runtree import RunTree, read_json, remove, write_json
-from ..exceptions import InputError
+from .. import settings
+from ..exceptions import InputError, ResourceLimitError
+from ..heuristics import memory
 from ._casa import Casa
 from .restore_cfcache import cf_caches
 from .restore_resources import check_and_extract, check_grids
@@ -57,6 +59,7 @@ def restore_pims(tree: RunTree, vis_rel: str, seip: SeipTarget) -> Restored:
         mode = se.seip_mode(seip.imaging_mode, seip.heuristics.get("gridder"), seip.heuristics.get("wprojplanes"))
     except se.UnrestorableMode as e:
         raise InputError(f"{tree.working / 'SEIP_parameter.list'}: {e}") from None
+    _check_memory(seip)
     casa = Casa(tree.working, "restorepims")
     w = tree.working
     vis = tree.abs(vis_rel)
@@ -124,6 +127,18 @@ def restore_pims(tree: RunTree, vis_rel: str, seip: SeipTarget) -> Restored:
                                                 "cfcache": cf.to_json() if cf else None,
                                                 "casa_calls": casa.records()})
     return out
+
+
+def _check_memory(seip: SeipTarget) -> None:
+    """The SE model prediction sized before any work, as each group's imaging is (issue 14 item 4)."""
+    stokes, nterms = str(seip.heuristics.get("stokes", "I")), int(seip.heuristics.get("nterms", 2))
+    limit = settings.worker_memory_gib()
+    ok, est = memory.fits(seip.imsize, limit, stokes, nterms)
+    if not ok:
+        raise ResourceLimitError(
+            f"SE model prediction ({seip.imaging_mode}) at {seip.imsize[0]}x{seip.imsize[1]} px (stokes {stokes}, "
+            f"nterms {nterms}) needs an estimated {est:.1f} GiB per tclean (bench/results/imaging_scale.json), "
+            f"over the worker limit of {limit:.1f} GiB (CCIP_WORKER_MEMORY_GB)")
 
 
 def _move_images(w: Path, src_prefix: str, dst_prefix: str) -> None:

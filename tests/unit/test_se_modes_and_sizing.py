@@ -140,3 +140,31 @@ def test_oversized_group_is_refused_before_any_work(tree, monkeypatch):
         editimlist.ccip_targets(tree, "working/absent_split.ms", ())
     assert memory.fits([12500, 12500], 80.0) == (True, pytest.approx(69.0, abs=0.05))
     assert memory.fits([320, 320], 1.0)[0]
+
+
+def test_simulate_refuses_an_unrestorable_se_mode(tmp_path, capsys):
+    from ccip_ops import cli
+
+    assert cli.main(["simulate", "--archive", str(tmp_path), "--se-mode", "VLASS-SE-CONT-AWP2"]) == 2
+    assert "gridder 'awp2'" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_awp_preset_images_with_awproject():
+    from ccip_ops.simulate import presets
+
+    p = presets.get("awp")
+    assert se.seip_mode(p.se_mode).awproject and p.seip_spw == "2" and p.spw_groups == ("2",) and p.nspw == 3
+    assert presets.get("tiny").se_mode == se.MOSAIC_MODE and presets.get("tiny").nspw == 18
+
+
+def test_restore_of_a_16384_px_se_model_is_sized_first(tree, monkeypatch):
+    from ccip_ops.stages import restorepims
+
+    monkeypatch.setenv("CCIP_WORKER_MEMORY_GB", "32")
+    seip_list(tree, imaging_mode="VLASS-SE-CONT")
+    seip = editimlist.seip_target(tree)  # 16384 px, Stokes I, nterms 2: ~59 GiB
+    with pytest.raises(ResourceLimitError) as e:
+        restorepims.restore_pims(tree, "working/absent_split.ms", seip)
+    assert "16384x16384" in str(e.value) and "59.3 GiB" in str(e.value) and "32.0 GiB" in str(e.value)
+    assert not tree.stage_data("restorepims").exists()
