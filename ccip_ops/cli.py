@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--seed", type=int, help="random seed (sky, noise, phase errors)")
     s.add_argument("--variant", action="append", default=[],
                    help="archive variant to write (repeatable): two_observations, stale_observation_row, "
-                        "calibrator_field, missing_spw, model_imsize, model_cell")
+                        "calibrator_field, missing_spw, model_imsize, model_cell, mask_cell")
     r = sub.add_parser("run", help="run every stage of one field serially, without Airflow")
     r.add_argument("field_id")
     r.add_argument("--archive")
