@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--seed", type=int, help="random seed (sky, noise, phase errors)")
     s.add_argument("--variant", action="append", default=[],
                    help="archive variant to write (repeatable): two_observations, stale_observation_row, "
-                        "calibrator_field, missing_spw, model_imsize, model_cell")
+                        "calibrator_field, missing_spw, model_imsize, model_cell, mask_cell")
     s.add_argument("--se-mode", help="SEIP imaging_mode the SE-CONT products are made with "
                    "(VLASS-SE-CONT-MOSAIC, VLASS-SE-CONT, VLASS-SE-CONT-AWP-P001, ...; default: the preset's)")
     r = sub.add_parser("run", help="run every stage of one field serially, without Airflow")

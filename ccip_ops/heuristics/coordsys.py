@@ -14,8 +14,8 @@ the stage-1 ``reffreq``, with the bandwidth of the spws it predicts.
 - Any other difference of a model (cell, phase centre, frame, projection, Stokes, reference
   frequency, bandwidth from another spw selection, tt0 and tt1 apart) is refused.
 - A mask must lie on the model's sky grid (same cell, phase centre, projection, frame; Stokes
-  I); its size may differ (makeimages regrids it onto each image); its spectral axis is not
-  used (one mask serves every spw group).
+  I): makeimages copies a mask of the image's size as it is. Its size may differ (makeimages
+  then regrids it onto each image); its spectral axis is not used (one mask serves every group).
 """
 from __future__ import annotations
 
@@ -185,7 +185,5 @@ def check(models: list[Path], masks: list[Path], expected: Grid) -> tuple[list[i
             why.append("Stokes")
         if why:
             raise _refuse("SE mask", m, g, use, why)
-        if g.shape[:2] != use.shape[:2]:
-            notes.append(f"SE mask {m.name} is {g.shape[0]}x{g.shape[1]} px on the model's grid: "
-                         "makeimages regrids it onto each image")
+        # its size may differ: makeimages regrids a mask onto each image whose size differs (and says so)
     return [int(use.shape[0]), int(use.shape[1])], notes

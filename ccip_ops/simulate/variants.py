@@ -10,7 +10,8 @@
   TARGET;
 - ``missing_spw``: no rows for spw 17 (its SPECTRAL_WINDOW row stays), which the lists name;
 - ``model_imsize``: the tarball's SE model images padded by 32 px on each side (as if SE had
-  imaged a larger image on the same grid); ``model_cell``: their cell changed by 10 %.
+  imaged a larger image on the same grid); ``model_cell``: their cell changed by 10 %;
+  ``mask_cell``: the Tier-1 mask's cell changed by 10 %.
 """
 from __future__ import annotations
 
@@ -98,8 +99,9 @@ def missing_spw(field_dir: Path) -> dict:
     return {"missing_spw": MISSING_SPW}
 
 
-def _rewrite_models(field_dir: Path, change) -> list[str]:
-    """Rewrite the tarball with every ``*.model.tt*`` image replaced by ``change(ia_in, outfile)``."""
+def _rewrite_models(field_dir: Path, change, part: str = ".model.tt") -> list[str]:
+    """Rewrite the tarball with every image whose name contains ``part`` replaced by
+    ``change(ia_in, outfile)``."""
     tgz = field_dir / "reimaging_resources.tgz"
     ia = casa_env.tools().image()
     changed = []
@@ -109,7 +111,7 @@ def _rewrite_models(field_dir: Path, change) -> list[str]:
             tops = sorted({Path(m.name).parts[0] for m in tar.getmembers()})
             tar.extractall(tmp, filter="data")
         for top in tops:
-            if ".model.tt" not in top:
+            if part not in top:
                 continue
             src, new = tmp / top, tmp / (top + ".new")
             ia.open(str(src))
@@ -141,23 +143,29 @@ def model_imsize(field_dir: Path) -> dict:
     return {"model_pad_px": PAD_PX, "models": _rewrite_models(field_dir, pad)}
 
 
+def _recell(ia, out):
+    cs = ia.coordsys()
+    inc = cs.increment()["numeric"]
+    inc[0] *= 1.1
+    inc[1] *= 1.1
+    cs.setincrement(inc)
+    ib = casa_env.tools().image()
+    ib.fromarray(outfile=out, pixels=ia.getchunk(), csys=cs.torecord(), overwrite=True)
+    ib.setbrightnessunit(ia.brightnessunit())
+    ib.done()
+    cs.done()
+
+
 def model_cell(field_dir: Path) -> dict:
-    def recell(ia, out):
-        cs = ia.coordsys()
-        inc = cs.increment()["numeric"]
-        inc[0] *= 1.1
-        inc[1] *= 1.1
-        cs.setincrement(inc)
-        ib = casa_env.tools().image()
-        ib.fromarray(outfile=out, pixels=ia.getchunk(), csys=cs.torecord(), overwrite=True)
-        ib.setbrightnessunit(ia.brightnessunit())
-        ib.done()
-        cs.done()
-    return {"model_cell_factor": 1.1, "models": _rewrite_models(field_dir, recell)}
+    return {"model_cell_factor": 1.1, "models": _rewrite_models(field_dir, _recell)}
+
+
+def mask_cell(field_dir: Path) -> dict:
+    return {"mask_cell_factor": 1.1, "masks": _rewrite_models(field_dir, _recell, "tier1.mask")}
 
 
 VARIANTS = {f.__name__: f for f in (two_observations, stale_observation_row, calibrator_field, missing_spw,
-                                     model_imsize, model_cell)}
+                                     model_imsize, model_cell, mask_cell)}
 
 
 def apply(field_dir: str | Path, name: str) -> dict:

@@ -163,11 +163,10 @@ def test_a_model_of_another_size_on_the_same_grid_is_restored_at_its_size(tiny_f
     n = 320 + 2 * variants.PAD_PX
     imsize, notes = coordsys.check(models, masks, grid(tiny_field))
     assert imsize == [n, n]
-    assert any(f"{n}x{n} px" in x and "restored at the model's size" in x for x in notes)
-    assert sum("makeimages regrids it" in x for x in notes) == 2  # the masks stay 320 px
+    assert len(notes) == 1 and f"{n}x{n} px" in notes[0] and "restored at the model's size" in notes[0]
 
 
-def test_other_cell_or_spw_selection_is_refused_naming_both_coordinate_systems(tiny_field, tmp_path):
+def test_other_cell_mask_cell_or_spw_selection_is_refused_naming_both_coordinate_systems(tiny_field, tmp_path):
     d = variant(tiny_field, tmp_path, "model_cell", ms=False, tgz=True)
     models, masks = extracted(d, tmp_path / "x")
     with pytest.raises(InputError) as e:
@@ -175,6 +174,10 @@ def test_other_cell_or_spw_selection_is_refused_naming_both_coordinate_systems(t
     msg = str(e.value)
     assert models[0].name in msg and "increment (cell)" in msg and "coordinate system mismatch" not in msg
     assert "increment (-5.5, 5.5) arcsec" in msg and "increment (-5, 5) arcsec" in msg and "restore:" in msg
+    d = variant(tiny_field, tmp_path, "mask_cell", ms=False, tgz=True)
+    models, masks = extracted(d, tmp_path / "m")
+    with pytest.raises(InputError, match=r"SE mask .*tier1.mask does not match .*\(increment \(cell\)\)"):
+        coordsys.check(models, masks, grid(tiny_field))
     models, masks = extracted(tiny_field, tmp_path / "y")
     with pytest.raises(InputError, match=r"spectral reference/increment") as e:  # SEIP spw='2~9'
         coordsys.check(models, masks, grid(tiny_field, range(2, 10)))

@@ -105,3 +105,18 @@ def test_restorepims_rerun_changes_nothing(serial_run, truth, tiny_field):
             assert np.array_equal(tb.getcol(c), before[c]), c
     finally:
         tb.close()
+
+
+def test_what_the_run_took_from_the_data_is_in_the_weblog(serial_run):
+    """Issue 14 item 3: observation times from every row, spws no list names said in the weblog."""
+    from ccip_ops.casatables import table
+
+    _, tree = serial_run
+    html = (tree.html / "index.html").read_text()
+    assert "PIMS spws [0, 1] are named by neither SEIP_parameter.list nor the spw groups: ignored" in html
+    obs = json.loads(tree.stage_data("export").read_text())["observation"]
+    with table(next(tree.working.glob("*_split.ms"))) as tb:
+        t, dt = tb.getcol("TIME"), tb.getcol("INTERVAL")
+    assert obs["start_mjd"] == pytest.approx((t - dt / 2).min() / 86400, abs=1e-9)
+    assert obs["end_mjd"] == pytest.approx((t + dt / 2).max() / 86400, abs=1e-9)
+    assert (obs["telescope"], obs["n_observations"], obs["notes"]) == ("EVLA", 1, [])
