@@ -109,10 +109,8 @@ def validate_spw_groups(spw: Any, source: str = "spw") -> list[str]:
     return listvalues.spw_groups(spw, source)
 
 
-def check_seip(path: str | Path) -> dict[str, Any]:
-    """``SEIP_parameter.list`` parsed and every value stage 2 and restorepims use checked."""
-    path = Path(path)
-    p = parse(path)
+def _check_image_keys(p: dict[str, Any], path: Path) -> None:
+    """The keys both lists share: imagename and phasecenter (required), imsize and cell."""
     for key in ("imagename", "phasecenter"):
         if key not in p:
             raise InputError(f"{path}: required parameter {key!r} is missing")
@@ -122,6 +120,13 @@ def check_seip(path: str | Path) -> dict[str, Any]:
         listvalues.imsize(p["imsize"], f"{path}: imsize")
     if "cell" in p:
         listvalues.cell(p["cell"], f"{path}: cell")
+
+
+def check_seip(path: str | Path) -> dict[str, Any]:
+    """``SEIP_parameter.list`` parsed and every value stage 2 and restorepims use checked."""
+    path = Path(path)
+    p = parse(path)
+    _check_image_keys(p, path)
     if "spw" in p:
         listvalues.spw_selection(p["spw"], f"{path}: spw")
     from .heuristics import se  # the SEIP modes and their heuristics (pure)
@@ -141,15 +146,7 @@ def check_ccip(path: str | Path, spw_override=None) -> dict[str, Any]:
     mode = p.get("imaging_mode", "VLASS-SE-CUBE")
     if mode != "VLASS-SE-CUBE":
         raise InputError(f"{path}: imaging_mode must be 'VLASS-SE-CUBE', got {mode!r}")
-    for key in ("imagename", "phasecenter"):
-        if key not in p:
-            raise InputError(f"{path}: required parameter {key!r} is missing")
-    listvalues.imagename(p["imagename"], f"{path}: imagename")
-    listvalues.phasecenter(p["phasecenter"], f"{path}: phasecenter")
-    if "imsize" in p:
-        listvalues.imsize(p["imsize"], f"{path}: imsize")
-    if "cell" in p:
-        listvalues.cell(p["cell"], f"{path}: cell")
+    _check_image_keys(p, path)
     if spw_override:
         validate_spw_groups(list(spw_override), "run parameter spw_groups")
     elif "spw" in p:
