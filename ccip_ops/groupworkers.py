@@ -10,9 +10,11 @@ products and the fan-in state do not depend on the number of workers.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Sequence
 
@@ -30,6 +32,26 @@ def _call(fn, args):
         return True, fn(*args)
     except Exception as e:  # noqa: BLE001 - reported per item by the caller
         return False, str(e)
+
+
+@contextlib.contextmanager
+def _children_skip_main():
+    """Spawned children run the parent's main script again (multiprocessing's "safe importing of
+    main") unless the main module has neither ``__spec__`` nor ``__file__``. In an Airflow task that
+    script is the ``airflow`` command, whose import sets up Airflow's database settings, which a task
+    process does not have (sqlalchemy ArgumentError: every worker died, BrokenProcessPool). The
+    workers need only ``ccip_ops``: the main module's two attributes are hidden while they start."""
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+    for k in saved:
+        if k == "__file__":
+            del main.__dict__[k]
+        else:
+            main.__dict__[k] = None
+    try:
+        yield
+    finally:
+        main.__dict__.update(saved)
 
 
 def parallel_map(fn: Callable, items: Sequence[tuple], workers: int = 1) -> list[tuple[bool, object]]:
@@ -51,7 +73,8 @@ def parallel_map(fn: Callable, items: Sequence[tuple], workers: int = 1) -> list
     threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // n))
     with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
                              initargs=(logging.getLogger("ccip").getEffectiveLevel(), threads)) as ex:
-        futures = [ex.submit(_call, fn, args) for args in items]
+        with _children_skip_main():  # the workers start on submit (spawn: on demand, at most n)
+            futures = [ex.submit(_call, fn, args) for args in items]
         return [f.result() for f in futures]
 
 

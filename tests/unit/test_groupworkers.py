@@ -1,0 +1,16 @@
+"""Group workers start in an Airflow task process: its main script (the ``airflow`` command) must
+not be run again in them (it needs Airflow's database settings, which a task process lacks)."""
+import sys
+
+from ccip_ops import groupworkers
+
+
+def test_workers_do_not_run_the_parents_main_script(tmp_path, monkeypatch):
+    script = tmp_path / "airflow_like_main.py"
+    script.write_text("raise RuntimeError('the main script ran again in a group worker')\n")
+    main = sys.modules["__main__"]
+    monkeypatch.setattr(main, "__file__", str(script), raising=False)
+    monkeypatch.setattr(main, "__spec__", None, raising=False)
+    out = groupworkers.parallel_map(divmod, [(7, 2), (9, 4), (5, 5)], workers=2)
+    assert out == [(True, (3, 1)), (True, (2, 1)), (True, (1, 0))]
+    assert main.__file__ == str(script)  # restored after the workers started
