@@ -8,9 +8,9 @@ distributed Airflow (``scripts/``, ``docker/``) read the same names.
 - the ``casa_imaging`` pool: every CASA-heavy task holds slots of it, so its size says how many
   CASA processes run on the workers at once (``CCIP_IMAGING_SLOTS``, default one per core);
 - how many spw groups each fan-in task (pbcor, rms images, cutouts, analysis, export) works on at
-  once: it holds as many slots of the same pool (``CCIP_FANIN_SLOTS``, default the pool's size,
-  never more: a task holding more slots than the pool has would never run); the serial runner
-  uses the same number of processes;
+  once: it holds as many slots of the same pool (``CCIP_FANIN_SLOTS``, default 1, never more than
+  the pool's size: a task holding more slots than the pool has would never run); the serial
+  runner uses the same number of processes;
 - how often a running CASA call says it is still running in the task log
   (``CCIP_CASA_HEARTBEAT_S``, default 300 s; 0 turns the heartbeat off);
 - how long a whole run may take (``CCIP_RUN_TIMEOUT_H``, the DAG's ``dagrun_timeout``; default
@@ -107,10 +107,12 @@ def pool_size(env=None) -> tuple[int, str]:
 
 def fanin_slots(env=None) -> int:
     """Slots of the ``casa_imaging`` pool a fan-in task holds = spw groups it works on at once:
-    ``$CCIP_FANIN_SLOTS``, default (and at most) the pool's size (:func:`pool_size`): a task that
-    asks for more slots than the pool has would never be scheduled."""
+    ``$CCIP_FANIN_SLOTS``, at most the pool's size (:func:`pool_size`: a task that asks for more
+    slots than the pool has would never be scheduled). Default 1, the groups one after another in
+    the task's own process: the parallel fan-in (spawned group workers) is opt-in until it has been
+    shown on the Celery cluster, where its first try failed (pbcor, December 2026)."""
     pool = pool_size(env)[0]
-    return min(positive_int("CCIP_FANIN_SLOTS", "spw groups a fan-in task works on at once", env) or pool, pool)
+    return min(positive_int("CCIP_FANIN_SLOTS", "spw groups a fan-in task works on at once", env) or 1, pool)
 
 
 def _hours(name: str, default: float, env=None) -> float:

@@ -93,7 +93,7 @@ def run_logs(dag_id: str, run_id: str):
     """The run's CASA logs, newest first, with their sizes."""
     from urllib.parse import quote
 
-    tree, state = _tree(dag_id, run_id)
+    tree, state, _ = _tree(dag_id, run_id)
     logs = sorted((tree.working / "logs").glob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True) \
         if tree is not None and (tree.working / "logs").is_dir() else []
     cmds = tree.working / "casa_commands.log" if tree is not None else None

@@ -51,8 +51,9 @@ class Grid:
     def describe(self) -> str:
         ra, dec = (math.degrees(v) for v in self.refval_rad)
         dx, dy = (math.degrees(v) * 3600 for v in self.incr_rad)
+        incr = "any increment" if self.freq_incr_hz is None else f"increment {self.freq_incr_hz / 1e6:.3f} MHz"
         spec = ("no spectral axis" if self.freq_ref_hz is None else
-                f"spectral reference {self.freq_ref_hz / 1e9:.6f} GHz, increment {self.freq_incr_hz / 1e6:.3f} MHz")
+                f"spectral reference {self.freq_ref_hz / 1e9:.6f} GHz, {incr}")
         return (f"shape {list(self.shape)}, {self.frame} {self.projection}, reference pixel "
                 f"({self.refpix[0]:g}, {self.refpix[1]:g}), reference value ({ra:.7f}, {dec:.7f}) deg, "
                 f"increment ({dx:.6g}, {dy:.6g}) arcsec, Stokes {list(self.stokes)}, {spec}")
@@ -146,8 +147,9 @@ def _differences(a: Grid, b: Grid) -> list[str]:
 def _spectral_same(a: Grid, b: Grid) -> bool:
     if a.freq_ref_hz is None or b.freq_ref_hz is None:
         return a.freq_ref_hz is b.freq_ref_hz
+    # an expected increment of None: not checked (aw-projection, see restore_resources.check_grids)
     return (_close(a.freq_ref_hz, b.freq_ref_hz)
-            and _close(abs(a.freq_incr_hz), abs(b.freq_incr_hz), BANDWIDTH_REL_TOL))
+            and (b.freq_incr_hz is None or _close(abs(a.freq_incr_hz), abs(b.freq_incr_hz), BANDWIDTH_REL_TOL)))
 
 
 def _refuse(what: str, path: Path, got: Grid, expected: Grid, why: list[str]) -> InputError:

@@ -300,7 +300,7 @@ def test_exported_parameter_list_with_overrides_is_the_one_used(tree_copy):
     assert paramlist.parse(out / "CCIP_parameter.list.orig") == paramlist.parse(tree.working / "CCIP_parameter.list")
     assert [t.group for t in targets] == used["spw"] == groups
     t = targets[0]
-    assert editimlist._imsize(used["imsize"]) == t.imsize and editimlist._cell(used["cell"]) == t.cell
+    assert list(editimlist._imsize(used["imsize"])) == list(t.imsize) and editimlist._cell(used["cell"]) == t.cell
     assert used["nsigma"] == t.tclean_overrides["nsigma"] == 2.5
     assert used["imagename"] in t.imagename and used["phasecenter"] == t.phasecenter
     assert "spw_groups" in (out / provenance.PIPESCRIPT).read_text()

@@ -1,7 +1,8 @@
 """A real tclean through the stage runner (issue 17): its major cycles, iteration counts and peak
 residuals reach the task log while tclean is still running, and the stale leap-second table of the
 pinned casadata reaches it as a clear warning. A six-antenna, two-channel MS made with the
-simulator tool in a few seconds; tclean of a 64x64 image, ~10 s."""
+simulator tool in a few seconds; tclean of a 512x512 image with 40 major cycles, long enough (seconds) on any machine for lines
+to arrive before it ends."""
 from __future__ import annotations
 
 import json
@@ -58,8 +59,8 @@ logging.getLogger("ccip").addHandler(H())
 logging.getLogger("ccip").setLevel(logging.INFO)
 w = Path(sys.argv[1])
 casa = Casa(w, "g0")
-casa("tclean", vis=str(w / "small.ms"), imagename=str(w / "s7_0.X.g0.IQUV.iter1"), imsize=64, cell="20arcsec",
-     niter=12, cycleniter=3, gain=0.1, threshold="0mJy", specmode="mfs", deconvolver="hogbom")
+casa("tclean", vis=str(w / "small.ms"), imagename=str(w / "s7_0.X.g0.IQUV.iter1"), imsize=512, cell="5arcsec",
+     niter=120, cycleniter=3, gain=0.05, threshold="0mJy", specmode="mfs", deconvolver="hogbom")
 print(json.dumps({"record": casa.records()[-1]}))
 """
 
