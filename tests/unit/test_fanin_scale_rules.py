@@ -36,7 +36,10 @@ def test_casa_statistics_record_gives_the_robust_numbers():
 
 
 def test_fanin_slots_never_exceed_the_pool():
-    assert settings.fanin_slots({"CCIP_IMAGING_SLOTS": "3"}) == 3
+    assert settings.fanin_slots({"CCIP_IMAGING_SLOTS": "3"}) == 1  # opt-in: one group at a time by default
+    assert settings.fanin_slots({"CCIP_IMAGING_SLOTS": "3", "CCIP_FANIN_SLOTS": "3"}) == 3
+    # never more than the capped pool (worker slots less the reserved one)
+    assert settings.fanin_slots({"CCIP_IMAGING_SLOTS": "3", "CCIP_FANIN_SLOTS": "3", "CCIP_WORKER_SLOTS": "3"}) == 2
     assert settings.fanin_slots({"CCIP_IMAGING_SLOTS": "3", "CCIP_FANIN_SLOTS": "2"}) == 2
     assert settings.fanin_slots({"CCIP_IMAGING_SLOTS": "2", "CCIP_FANIN_SLOTS": "8"}) == 2
     with pytest.raises(ValueError, match="CCIP_FANIN_SLOTS"):
