@@ -129,8 +129,10 @@ def test_the_completed_runs_weblog_is_served_in_the_ui(standalone, field_run, cl
     assert api.fetch(weblog_path(run_id, "working/stages.json"))[0] == 404
     # the run's CASA logs, listed and served as text (issue 17)
     code, page, _ = api.fetch(weblog_path(run_id, "logs/"))
-    assert code == 200 and b"export.casa.log" in page and b"casa_commands.log" in page
-    code, text, ctype = api.fetch(weblog_path(run_id, "working/logs/export.casa.log"))
+    # export logs per plane (export.<group label>.casa.log: the planes may run in separate processes)
+    plane_log = f"export.{field_run.label}.casa.log"
+    assert code == 200 and plane_log.encode() in page and b"casa_commands.log" in page
+    code, text, ctype = api.fetch(weblog_path(run_id, f"working/logs/{plane_log}"))
     assert code == 200 and ctype.startswith("text/plain") and b"exportfits" in text
     code, text, _ = api.fetch(weblog_path(run_id, "working/casa_commands.log"))
     assert code == 200 and b"exportfits(" in text
