@@ -33,6 +33,8 @@ class FakeCasa:
         if FakeCasa.hook:
             h, FakeCasa.hook = FakeCasa.hook, None
             h()
+        if task != "tclean":  # e.g. the thermal-noise estimate's flagdata summary: no images
+            return None
         for k in KINDS:
             d = f"{imagename}.{k}.tt0"
             __import__("os").makedirs(d, exist_ok=True)
