@@ -59,7 +59,7 @@ def find_inputs(field_dir: Path) -> dict:
     if problems:
         raise InputError("input check failed:\n  " + "\n  ".join(problems))
     pims = ms[0]
-    name = pims.name[: -len(".ms")]
+    name = naming.ms_root(pims.name)
     template = field_dir / naming.flag_template(naming.split_vis(name))
     return {"pims": pims, "name": name, "template": template if template.is_file() else None,
             **{k: field_dir / k for k in REQUIRED_FILES}}
