@@ -159,13 +159,32 @@ def spw_groups(value: Any, source: str = "spw") -> list[str]:
 _SPW_SEL = re.compile(r"[0-9]+(~[0-9]+)?(,[0-9]+(~[0-9]+)?)*", re.ASCII)
 
 
+MAX_SPW_ID = 1023  # far above any VLA setup (VLASS: spws 0-17); bounds what a range may expand to
+
+
 def spw_selection(value: Any, source: str = "spw") -> str:
     """The SEIP ``spw``: a CASA spw selection of ids and ranges (``'2~17'``, ``'2,3,5~9'``) or a list of
-    such strings; returned as one selection string."""
+    such strings; returned as one selection string. The one rule for it: :func:`spw_ids` expands it."""
     sel = ",".join(value) if isinstance(value, list) and all(isinstance(v, str) for v in value) else value
     if not isinstance(sel, str) or not _SPW_SEL.fullmatch(sel):
         _refuse(source, value, "must be spw ids and ranges such as '2~17' or '2,3,5~9' (or a list of such)")
+    for tok in sel.split(","):
+        a, _, b = tok.partition("~")
+        lo, hi = int(a), int(b or a)
+        if hi < lo:
+            _refuse(source, value, f"the range {tok!r} runs backwards")
+        if hi > MAX_SPW_ID:
+            _refuse(source, value, f"spw id {hi} is above {MAX_SPW_ID}")
     return sel
+
+
+def spw_ids(value: Any, source: str = "spw") -> set[int]:
+    """The spw ids a SEIP ``spw`` selects (checked by :func:`spw_selection`)."""
+    out: set[int] = set()
+    for tok in spw_selection(value, source).split(","):
+        a, _, b = tok.partition("~")
+        out.update(range(int(a), int(b or a) + 1))
+    return out
 
 
 def bounded(value: Any, lo: float, hi: float, source: str):

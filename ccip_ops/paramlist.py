@@ -162,16 +162,3 @@ def check_ccip(path: str | Path, spw_override=None) -> dict[str, Any]:
     return p
 
 
-def spw_selection(expr: str, source: str) -> set[int] | None:
-    """The spw ids of a CASA spw selection such as '2~17' or '2,3,4:0~15'; None for all ('' or '*')."""
-    expr = str(expr).strip()
-    if expr in ("", "*"):
-        return None
-    out: set[int] = set()
-    for tok in expr.split(","):
-        tok = tok.split(":")[0].strip()
-        a, _, b = tok.partition("~")
-        if not a.strip().isdigit() or (b and not b.strip().isdigit()):
-            raise InputError(f"{source}: spw selection {expr!r} is not a list of spw ids or ranges")
-        out.update(range(int(a), int(b or a) + 1))
-    return out

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from dataclasses import replace
 
-from .. import naming, paramlist, settings
+from .. import listvalues, naming, settings
 from ..exceptions import InputError, ResourceLimitError
 from ..heuristics import coordsys, se
 from ..model import SeipTarget
@@ -194,8 +194,8 @@ def check_grids(tree: RunTree, vis: Path, seip: SeipTarget, res: dict[str, list[
 
     w = tree.working
     have = spws_with_data(vis)
-    sel = paramlist.spw_selection(seip.spw, "SEIP_parameter.list spw")
-    spws = [s for s in have if sel is None or s in sel]
+    sel = listvalues.spw_ids(seip.spw, "SEIP_parameter.list spw")
+    spws = [s for s in have if s in sel]
     expected = coordsys.restore_grid(vis, seip.imsize, seip.cell, seip.phasecenter, spws, se.STAGE1["reffreq"])
     if seip.heuristics.get("gridder") == "awproject":
         # an aw-projection (wbawp) mfs image's spectral increment is not the selected band's span

@@ -33,7 +33,7 @@ import stat
 import time
 from pathlib import Path
 
-from .. import msinfo, naming, paramlist
+from .. import listvalues, msinfo, naming, paramlist
 from ..exceptions import InputError
 from ..runtree import RunTree, field_folder, remove, write_json
 from . import restore_resources
@@ -147,7 +147,7 @@ def check_spws(pims: Path, seip_list: Path, ccip_list: Path, spw_groups: tuple[s
     except RuntimeError as e:  # casatools: not a MeasurementSet
         raise InputError(f"PIMS {pims} is not a readable MeasurementSet: {e}") from None
     seip_spw = paramlist.parse(seip_list).get("spw", "2~17")
-    seip = paramlist.spw_selection(seip_spw if isinstance(seip_spw, str) else ",".join(seip_spw), f"{seip_list}: spw")
+    seip = listvalues.spw_ids(seip_spw, f"{seip_list}: spw")
     if spw_groups:
         groups, gsource = paramlist.validate_spw_groups(list(spw_groups), "run parameter spw_groups"), \
             "run parameter spw_groups"
@@ -155,7 +155,7 @@ def check_spws(pims: Path, seip_list: Path, ccip_list: Path, spw_groups: tuple[s
         groups = paramlist.validate_spw_groups(paramlist.parse(ccip_list).get("spw", paramlist.DEFAULT_SPW_GROUPS), f"{ccip_list}: spw")
         gsource = f"{ccip_list} spw"
     problems = []
-    if seip is not None and seip - have:
+    if seip - have:
         problems.append(f"{seip_list} spw={seip_spw!r} names spws {sorted(seip - have)} that the PIMS has no data "
                         "for: the SE model was imaged from them, so the restore cannot reproduce SE's state")
     short = {g: sorted({int(x) for x in g.split(",")} - have) for g in groups}
@@ -166,7 +166,7 @@ def check_spws(pims: Path, seip_list: Path, ccip_list: Path, spw_groups: tuple[s
                         "spw_groups, or fix the list")
     if problems:
         raise InputError(f"PIMS {pims} has data for spws {sorted(have)}:\n  " + "\n  ".join(problems))
-    named = (seip if seip is not None else have) | {int(x) for g in groups for x in g.split(",")}
+    named = seip | {int(x) for g in groups for x in g.split(",")}
     extra = sorted(have - named)
     return [f"PIMS spws {extra} are named by neither {seip_list.name} nor the spw groups: ignored"] if extra else []
 

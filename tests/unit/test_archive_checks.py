@@ -7,7 +7,7 @@ import pytest
 
 from ccip_ops.exceptions import InputError
 from ccip_ops.heuristics import coordsys
-from ccip_ops.paramlist import spw_selection
+from ccip_ops.listvalues import spw_ids
 
 CELL = math.radians(5 / 3600)
 G = coordsys.Grid(shape=(320, 320, 1, 1), frame="J2000", projection="SIN", refpix=(160, 160),
@@ -15,12 +15,15 @@ G = coordsys.Grid(shape=(320, 320, 1, 1), frame="J2000", projection="SIN", refpi
                   freq_ref_hz=3e9, freq_incr_hz=2.048e9)
 
 
-def test_spw_selection():
-    assert spw_selection("2~17", "x") == set(range(2, 18))
-    assert spw_selection("2,3:0~15, 5~6", "x") == {2, 3, 5, 6}
-    assert spw_selection("", "x") is None and spw_selection("*", "x") is None
-    with pytest.raises(InputError, match="SEIP_parameter.list: spw"):
-        spw_selection("2~x", "SEIP_parameter.list: spw")
+def test_spw_ids_one_rule_for_the_seip_spw():
+    assert spw_ids("2~17", "x") == set(range(2, 18))
+    assert spw_ids("2,3,5~6", "x") == {2, 3, 5, 6}
+    assert spw_ids(["2~3", "5"], "x") == {2, 3, 5}
+    for bad, why in (("2~x", "spw ids and ranges"), ("", "spw ids and ranges"), ("*", "spw ids and ranges"),
+                     ("2,3:0~15", "spw ids and ranges"), ("9~2", "runs backwards"), ("0~99999999", "above 1023"),
+                     ("2\n", "spw ids and ranges"), ("\u0662", "spw ids and ranges")):
+        with pytest.raises(InputError, match=f"SEIP_parameter.list: spw = .* is invalid: .*{why}"):
+            spw_ids(bad, "SEIP_parameter.list: spw")
 
 
 def test_grid_differences():
