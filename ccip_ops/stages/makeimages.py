@@ -172,6 +172,7 @@ def image_group(tree: RunTree, target: ImagingTarget, try_number: int = 1) -> Im
         casa("tclean", **H.tclean_args(target, vis, str(s / names.iteration_root(0)), 0, None))
         ensure_beams(s, names.iteration_root(0))
         for n, m in enumerate(target.masks, start=1):
+            tries.check(tree, target.label, token)  # superseded (a later try started): stop here, not hours later
             for p in s.glob(names.iteration_root(n) + "*"):
                 remove(p)
             if m == "pb":

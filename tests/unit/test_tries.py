@@ -82,6 +82,30 @@ def test_a_zombie_try_cannot_overwrite_the_retry(tmp_path, fake_casa):
     assert [r.label for r in fan.results] == [t.label] and fan.results[0].qa["try"]["number"] == 2
 
 
+def test_a_superseded_try_stops_at_its_next_iteration_step(tmp_path, fake_casa):
+    """A zombie that resumes mid-sequence (a thawed worker) runs no further tclean once a later try owns
+    the group: at VLASS size that is hours of CASA not spent, and nothing of it written."""
+    tree = RunTree(tmp_path / "run").make()
+    t = ImagingTarget.from_json({**_target().to_json(), "masks": ["pb", "pb", "pb"]})
+    casas = []
+    real_init = FakeCasa.__init__
+
+    def init(self, w, label):
+        real_init(self, w, label)
+        casas.append(self)
+
+    FakeCasa.__init__ = init
+    try:
+        FakeCasa.hook = lambda: tries.claim(tree, t.label, 2)  # during try 1's iter0 a retry takes over
+        with pytest.raises(tries.SupersededTryError, match="superseded by try 2"):
+            _run(tree, t, 1)
+    finally:
+        FakeCasa.__init__ = real_init
+    assert casas[0].calls == ["tclean"]  # iter0 only: none of iter1..iter3 ran
+    assert not (tree.working / "tries" / t.label / "try1").exists()
+    assert not list(tree.working.glob(t.names.imagename + ".*"))
+
+
 def test_a_result_of_an_earlier_try_is_not_trusted(tmp_path, fake_casa):
     tree = RunTree(tmp_path / "run").make()
     t = _target()
