@@ -7,8 +7,9 @@ R = ``s7_0.<IMG>.spw<g>`` and T = ``R.IQUV``:
   combined mask copy) -> iter3 (``usemask='pb'``, ``pbmask=0.4``), mosaic gridder, mtmfs
   nterms=1, Stokes IQUV in one call, the §4.2 parameters (overridable from the CCIP list);
 - between iterations the products move as in §4.3 (cleanmask kept, mask deleted,
-  image/residual copied, the rest moved); a mask whose x/y shape differs from the image is
-  regridded onto it (``imregrid``, nearest);
+  image/residual copied, the rest moved: copied, and the earlier ones removed once the next
+  iteration is complete, so each completed iteration is a checkpoint a retry resumes from); a
+  mask whose x/y shape differs from the image is regridded onto it (``imregrid``, nearest);
 - kept: iter0-2 ``.image.tt0``/``.residual.tt0`` (+ ``.cleanmask`` for 1-2), iter3 the full set;
 - every restored/residual plane has a beam (CAS-13401 check, copied from the psf if absent);
 - the VLASS miscinfo keywords on every ``T.iter3.*``.
@@ -34,27 +35,31 @@ from ..casatables import msmetadata
 from ..exceptions import IncompleteProductError
 from ..heuristics import imaging as H
 from ..model import ImagingResult, ImagingTarget
-from ..runtree import RunTree, remove, write_json
+from ..runtree import RunTree, read_json, remove, write_json
 from ._casa import Casa
 
 log = logging.getLogger("ccip")
 
 
-def _move_products(w: Path, old: str, new: str) -> None:
-    """Iteration n-1's products become iteration n's (spec §4.3 move rules)."""
+def _carry_products(w: Path, old: str, new: str) -> None:
+    """Iteration n-1's products become iteration n's (spec §4.3), as copies: iteration n-1 stays
+    whole until iteration n is complete, so that a retry can resume from it (:mod:`ccip_ops.tries`);
+    :func:`_drop_moved` then removes what §4.3 moves or deletes."""
     for p in sorted(w.glob(old + ".*")):
         suffix = p.name[len(old):]
+        if p.name.endswith(".cleanmask") or p.name.endswith(".mask"):
+            continue  # kept with its iteration / deleted (tclean makes iteration n's own)
         dst = w / (new + suffix)
-        if p.name.endswith(".cleanmask"):
-            continue
-        if p.name.endswith(".mask"):
+        remove(dst)
+        shutil.copytree(p, dst)
+
+
+def _drop_moved(w: Path, old: str) -> None:
+    """What §4.3 does not keep of an earlier iteration: all but its image, residual and cleanmask."""
+    for p in sorted(w.glob(old + ".*")):
+        suffix = p.name[len(old):]
+        if not (p.name.endswith(".cleanmask") or ".residual" in suffix or ".image" in suffix):
             remove(p)
-        elif ".residual" in suffix or ".image" in suffix:
-            remove(dst)
-            shutil.copytree(p, dst)
-        else:
-            remove(dst)
-            shutil.move(str(p), str(dst))
 
 
 def _make_cleanmask(casa: Casa, user_mask: Path, template: Path, out: Path) -> str:
@@ -151,11 +156,32 @@ def _thermal_or_none(casa: Casa, vis: str, target: ImagingTarget) -> float | Non
         return None
 
 
+def _adopt_result(tree: RunTree, target: ImagingTarget, try_number: int, token: str, done: dict) -> ImagingResult:
+    """An earlier try finished the group (its images promoted, its result written) but its task was
+    not recorded as a success: its task token had expired in a control-plane outage, or its worker
+    was lost after the work. Its result becomes this try's, without imaging again."""
+    prev = ImagingResult.from_json(done)
+    before = dict(prev.qa.get("try", {}))
+    qa = {**prev.qa, "try": {"number": try_number, "token": token, "fingerprint": before.get("fingerprint"),
+                             "adopted_from": {"try": before.get("number"), "token": before.get("token")}}}
+    result = ImagingResult.from_json({**prev.to_json(), "qa": qa})
+    tries.check(tree, target.label, token)
+    write_json(tree.result_json(target.label), result.to_json())
+    log.warning("spw group %s: try %s had completed it (same target and pipeline version, every image present) "
+                "but was not recorded as a success: its result is taken, nothing is imaged again (to image it "
+                "again, delete %s)", target.group, before.get("number"), tree.result_json(target.label))
+    return result
+
+
 def image_group(tree: RunTree, target: ImagingTarget, try_number: int = 1) -> ImagingResult:
     w = tree.working
     tree.results.mkdir(parents=True, exist_ok=True)
-    token = tries.claim(tree, target.label, try_number)
     res_path, fail_path = tree.result_json(target.label), tree.failure_json(target.label)
+    fp = tries.fingerprint(target.to_json(), provenance.stamp())
+    done = tries.completed(tree, target.label, fp, read_json(res_path))  # before this try claims the group
+    token = tries.claim(tree, target.label, try_number)
+    if done is not None:
+        return _adopt_result(tree, target, try_number, token, done)
     for p in (res_path, fail_path):
         remove(p)
     names = target.names
@@ -169,9 +195,25 @@ def image_group(tree: RunTree, target: ImagingTarget, try_number: int = 1) -> Im
     try:
         vis = str(tree.abs(target.vis))
         info = {"masks": []}
-        casa("tclean", **H.tclean_args(target, vis, str(s / names.iteration_root(0)), 0, None))
-        ensure_beams(s, names.iteration_root(0))
+        last = len(target.masks)
+        resumed = tries.adopt(tree, target.label, try_number, fp, s)
+        if resumed:
+            first, info["masks"] = resumed["step"] + 1, list(resumed.get("masks", []))
+            earlier_calls = list(resumed.get("calls", []))
+            for j in range(first - 1):
+                _drop_moved(s, names.iteration_root(j))
+            log.warning("spw group %s: resuming from try %d's checkpoint after iter%d: iterations 0-%d are not "
+                        "run again", target.group, resumed["from_try"], resumed["step"], resumed["step"])
+        else:
+            first, earlier_calls = 0, []
+            casa("tclean", **H.tclean_args(target, vis, str(s / names.iteration_root(0)), 0, None))
+            ensure_beams(s, names.iteration_root(0))
+            if last:
+                tries.checkpoint(s, 0, fp, try_number, masks=info["masks"], calls=casa.records())
+            first = 1
         for n, m in enumerate(target.masks, start=1):
+            if n < first:
+                continue
             tries.check(tree, target.label, token)  # superseded (a later try started): stop here, not hours later
             for p in s.glob(names.iteration_root(n) + "*"):
                 remove(p)
@@ -182,25 +224,32 @@ def image_group(tree: RunTree, target: ImagingTarget, try_number: int = 1) -> Im
                 how = _make_cleanmask(casa, tree.abs(m), s / names.name("pb", n - 1), cm)
                 info["masks"].append({"iteration": n, "mask": m, "cleanmask": cm.name, "how": how})
                 mask_arg = str(cm)
-            _move_products(s, names.iteration_root(n - 1), names.iteration_root(n))
+            _carry_products(s, names.iteration_root(n - 1), names.iteration_root(n))
             casa("tclean", **H.tclean_args(target, vis, str(s / names.iteration_root(n)), n, mask_arg))
             ensure_beams(s, names.iteration_root(n))
-        last = len(target.masks)
+            if n < last:  # the last step's checkpoint comes after its keywords (below)
+                tries.checkpoint(s, n, fp, try_number, masks=info["masks"], calls=earlier_calls + list(casa.records()))
+            _drop_moved(s, names.iteration_root(n - 1))
         kw = H.vlass_keywords(target, actual_bandwidth(casa, vis, target.spws))
         for p in s.glob(names.iteration_root(last) + ".*"):
             casaimage.update_miscinfo(p, **kw, VLASSITY=H.image_type(p.name))
+        tries.checkpoint(s, last, fp, try_number, masks=info["masks"], calls=earlier_calls + list(casa.records()))
         kinds = ("image", "residual", "psf", "pb", "model", "sumwt", "weight", "mask")
         missing = [k for k in kinds if not (s / names.name(k, last)).exists()]
         if missing:
             raise IncompleteProductError(f"tclean finished but products are missing: {missing}")
         tries.promote(tree, target.label, token, s, names.imagename)
+        tries.discard_earlier(tree, target.label, try_number)
         images = {kind: tree.rel(w / names.name(kind, last)) for kind in kinds}
         result = ImagingResult(
             target=target, status="ok", images=images, beam=casaimage.beam(tree.abs(images["image"])),
             qa={"wall_s": round(time.time() - t_start, 2), "masks": info["masks"],
-                "VLASSBW": kw["VLASSBW"], "VLASSBWN": kw["VLASSBWN"], "try": {"number": try_number, "token": token},
+                "VLASSBW": kw["VLASSBW"], "VLASSBWN": kw["VLASSBWN"],
+                "try": {"number": try_number, "token": token, "fingerprint": fp,
+                        **({"resumed_from": {"try": resumed["from_try"], "after_iteration": resumed["step"]}}
+                           if resumed else {})},
                 "thermal_sigma_jy": _thermal_or_none(casa, vis, target)},
-            tclean_calls=casa.records(), pipeline=provenance.stamp())
+            tclean_calls=tuple(earlier_calls) + tuple(casa.records()), pipeline=provenance.stamp())
         tries.check(tree, target.label, token)
         write_json(res_path, result.to_json())
         tries.discard(s)
@@ -213,5 +262,9 @@ def image_group(tree: RunTree, target: ImagingTarget, try_number: int = 1) -> Im
                                    qa={"traceback": traceback.format_exc(limit=5),
                                        "try": {"number": try_number, "token": token}})
             write_json(fail_path, failed.to_json())
-        tries.discard(s)
+        if isinstance(e, tries.SupersededTryError):
+            if res_path.exists():  # the live try is done (it may still be copying this try's steps, else)
+                tries.discard(s)
+        elif not (s / tries.CHECKPOINT).exists():
+            tries.discard(s)  # else its completed steps stay for a retry to resume from
         raise
