@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
+import smtp_sink
 from ccip_standalone import DAG, FIELD_ID, TEST_HOME, products_of, tis_of, trigger, weblog_path
 
 from ccip_ops.settings import IMAGING_POOL, IMAGING_POOL_DESCRIPTION
@@ -22,7 +23,15 @@ from scripts.airflow_setup import free_port
 
 
 @pytest.fixture(scope="session")
-def standalone(tiny_field):
+def mail_sink():
+    """The SMTP sink the standalone's failure callbacks mail to (issue 17: the drill runs' alerts)."""
+    srv = smtp_sink.start()
+    yield srv
+    smtp_sink.stop(srv)
+
+
+@pytest.fixture(scope="session")
+def standalone(tiny_field, mail_sink):
     home = TEST_HOME / "standalone"
     work = TEST_HOME / "standalone-work"
     work.mkdir(parents=True, exist_ok=True)
@@ -36,6 +45,9 @@ def standalone(tiny_field):
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         "CCIP_REPROCESS_CRON": "0 0 1 1 *",  # the sweep runs only when a test triggers it
         "CCIP_IMAGING_SLOTS": "2",
+        # failure mails of the drill runs, through the SMTP provider, to the sink; URLs on this port
+        "AIRFLOW_CONN_SMTP_DEFAULT": smtp_sink.connection_json(mail_sink),
+        "CCIP_ALERT_EMAIL": "ops@example.org", "CCIP_UI_URL": f"http://localhost:{port}",
     })
     t0 = time.time()
     try:
@@ -47,7 +59,7 @@ def standalone(tiny_field):
             api.wait_dag(d, timeout=300)
         print(f"\nairflow standalone up on port {port} in {time.time() - t0:.0f} s")
         yield SimpleNamespace(api=api, base=f"http://localhost:{port}", home=home, work=work, port=port,
-                              archive=Path(env["CCIP_ARCHIVE_ROOT"]))
+                              archive=Path(env["CCIP_ARCHIVE_ROOT"]), mails=mail_sink)
     finally:
         airflow_local.stop(home)
 

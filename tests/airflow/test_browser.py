@@ -59,6 +59,43 @@ def _weblog_tab_text(d, run_url, wait, name):
     return text
 
 
+def _running_imaging_task_log(d, base, api, field_run, timeout=900):
+    """Issue 17: the log page of an imaging task while it runs, with tclean's progress lines in it,
+    screenshot while the task is still running (its state read over REST before and after)."""
+    from urllib.parse import quote
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from ccip_standalone import tis_of
+
+    run_page = f"{base}/dags/{DAG}/runs/{quote(field_run.run_id, safe='')}"
+    t0, seen = time.time(), set()
+    while time.time() - t0 < timeout:
+        tis = tis_of(api, field_run.run_id)
+        mapped = [t for (tid, _), t in tis.items() if tid == "image_spw_group"]
+        running = [t for t in mapped if t["state"] == "running" and t["rendered_map_index"] != field_run.label]
+        for ti in running:
+            log = api.task_log(DAG, field_run.run_id, "image_spw_group", ti["try_number"], ti["map_index"])
+            if "iterations done, peak residual" not in log:  # our progress line, not a CASA warning
+                continue
+            d.get(f"{run_page}/tasks/image_spw_group/mapped/{ti['map_index']}")
+            try:
+                WebDriverWait(d, 60).until(
+                    lambda d: "iterations done, peak residual" in d.find_element(By.TAG_NAME, "body").text)
+            except Exception:  # noqa: BLE001 - the task ended first: try the next one
+                continue
+            _shot(d, "00_running_imaging_task_log")
+            now = tis_of(api, field_run.run_id)[("image_spw_group", ti["map_index"])]
+            if now["state"] == "running":
+                return
+            seen.add(ti["rendered_map_index"])
+        if mapped and all(t["state"] in ("success", "failed") for t in mapped):
+            break
+        time.sleep(1)
+    raise AssertionError(f"no imaging task's log was seen in the UI while it ran (ended first: {sorted(seen)})")
+
+
 def test_trigger_from_the_form_and_read_the_weblog_in_the_ui(standalone, browser, field_run, tiny_field, request):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -81,6 +118,8 @@ def test_trigger_from_the_form_and_read_the_weblog_in_the_ui(standalone, browser
     d.find_element(By.NAME, "password").send_keys(api.password)
     d.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     wait.until(lambda d: "/auth/login" not in d.current_url)
+
+    _running_imaging_task_log(d, base, api, field_run)
 
     d.get(f"{base}/dags/{DAG}")
     wait.until(EC.element_to_be_clickable((By.XPATH, "//button[normalize-space()='Trigger']"))).click()
@@ -146,5 +185,5 @@ def test_trigger_from_the_form_and_read_the_weblog_in_the_ui(standalone, browser
     wait.until(lambda d: "image_spw_group" in d.find_element(By.TAG_NAME, "body").text)
     _shot(d, "07_grid_with_the_mapped_groups")
     d.get(f"{run_page}/tasks/image_spw_group/mapped/0")
-    wait.until(lambda d: "major cycle" in d.find_element(By.TAG_NAME, "body").text)
+    wait.until(lambda d: "iterations done, peak residual" in d.find_element(By.TAG_NAME, "body").text)
     _shot(d, "08_imaging_task_log_with_casa_progress")

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+import smtp_sink
 from ccip_standalone import DAG, FIELD_ID, tis_of, trigger, weblog_path
 
 pytestmark = [pytest.mark.airflow, pytest.mark.casa]
@@ -48,6 +49,11 @@ def test_field_without_pims_fails_in_the_first_task_naming_it_without_retries(st
     # the weblog of the failed run says the same, through the plugin
     code, body, _ = api.fetch(weblog_path(run_id))
     assert code == 200 and b'id="error-banner"' in body and b"no PIMS" in body
+    # and the operator is mailed by the DAG's failure callback (issue 17), run by Airflow itself
+    mail = smtp_sink.wait_for(standalone.mails, run_id)
+    text = smtp_sink.html_body(mail)
+    assert mail["to"] == ["ops@example.org"] and fid in str(smtp_sink.parsed(mail)["Subject"])
+    assert "no PIMS" in text and f"{standalone.base}/ccip/runs/{DAG}/" in text, text
 
 
 def fits_of(truth, group):
@@ -72,6 +78,15 @@ def test_partial_failure_fails_the_run_and_keeps_the_other_groups(standalone, fi
     assert partial.weblog_code == 200 and 'id="error-banner"' in html
     assert f'<b id="failed-groups">{field_run.fault}</b>' in html
     assert f"spw group {field_run.fault} ({label}) failed: fault injected" in html
+    # the failure mail of this drill run (issue 17): sent by the DAG's on_failure_callback through
+    # the SMTP provider when the scheduler failed the run, naming the field, the group and the weblog
+    mail = smtp_sink.wait_for(standalone.mails, field_run.run_id)
+    text = smtp_sink.html_body(mail)
+    assert FIELD_ID in str(smtp_sink.parsed(mail)["Subject"]) and "failed" in str(smtp_sink.parsed(mail)["Subject"])
+    assert f"spw group {field_run.fault} ({label}) failed: fault injected" in text, text
+    from urllib.parse import quote
+
+    assert f"{standalone.base}/ccip/runs/{DAG}/{quote(field_run.run_id, safe='')}/html/index.html" in text, text
 
 
 def test_clearing_the_failed_group_reruns_it_and_completes_the_run(standalone, field_run, partial, cleared, truth):

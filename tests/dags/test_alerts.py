@@ -4,15 +4,14 @@ stages and the weblog's URL through the SMTP provider to a local SMTP sink; the 
 producer of the products Asset."""
 from __future__ import annotations
 
-import email
 import importlib.util
-import socketserver
-import threading
 from datetime import timedelta
-from email import policy
 from pathlib import Path
 
 import pytest
+
+import smtp_sink as sink
+from smtp_sink import smtp_sink  # noqa: F401 - the fixture
 
 from ccip_ops import settings
 from ccip_ops.model import ImagingResult, ImagingTarget
@@ -20,53 +19,6 @@ from ccip_ops.runtree import RunTree, write_json
 
 ROOT = Path(__file__).resolve().parents[2]
 FIELD = "T10t02.J005000-023000"
-
-
-class _Smtp(socketserver.StreamRequestHandler):
-    """Just enough SMTP (RFC 5321) for one client: EHLO/HELO, MAIL, RCPT, DATA, QUIT."""
-
-    def handle(self):
-        w = lambda s: self.wfile.write((s + "\r\n").encode())  # noqa: E731
-        w("220 sink ESMTP")
-        rcpt, mail_from = [], ""
-        while line := self.rfile.readline():
-            cmd = line.decode().strip()
-            up = cmd.upper()
-            if up.startswith("EHLO"):
-                w("250-sink")
-                w("250 8BITMIME")
-            elif up.startswith("HELO") or up.startswith("RSET") or up.startswith("NOOP"):
-                w("250 ok")
-            elif up.startswith("MAIL FROM:"):
-                mail_from = cmd[10:].strip()
-                w("250 ok")
-            elif up.startswith("RCPT TO:"):
-                rcpt.append(cmd[8:].strip().strip("<>"))
-                w("250 ok")
-            elif up == "DATA":
-                w("354 end with .")
-                data = []
-                while (d := self.rfile.readline()) not in (b".\r\n", b".\n", b""):
-                    data.append(d[1:] if d.startswith(b"..") else d)
-                self.server.mails.append({"from": mail_from, "to": rcpt, "data": b"".join(data)})
-                w("250 queued")
-            elif up == "QUIT":
-                w("221 bye")
-                return
-            else:
-                w("502 not implemented")
-
-
-@pytest.fixture()
-def smtp_sink():
-    srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Smtp)
-    srv.daemon_threads = True
-    srv.mails = []
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
 
 
 def _dag_module():
@@ -82,10 +34,7 @@ class _Obj:
 
 
 def test_failure_callback_mails_the_sink(smtp_sink, tmp_path, monkeypatch):
-    port = smtp_sink.server_address[1]
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT",
-                       f'{{"conn_type": "smtp", "host": "127.0.0.1", "port": {port}, '
-                       '"extra": {"disable_ssl": true, "disable_tls": true, "from_email": "ccip@test"}}')
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", sink.connection_json(smtp_sink))
     monkeypatch.setenv("CCIP_ALERT_EMAIL", "ops@example.org, lead@example.org")
     monkeypatch.setenv("CCIP_UI_URL", "https://ccip.example.org/")
     monkeypatch.setenv("CCIP_WORK_ROOT", str(tmp_path))
@@ -105,9 +54,9 @@ def test_failure_callback_mails_the_sink(smtp_sink, tmp_path, monkeypatch):
     assert len(smtp_sink.mails) == 1
     mail = smtp_sink.mails[0]
     assert sorted(mail["to"]) == ["lead@example.org", "ops@example.org"]
-    msg = email.message_from_bytes(mail["data"], policy=policy.default)
+    msg = sink.parsed(mail)
     assert FIELD in msg["Subject"] and "failed" in msg["Subject"]
-    body = next(p for p in msg.walk() if p.get_content_type() == "text/html").get_content()
+    body = sink.html_body(mail)
     url = settings.weblog_url("vlass_se_cube", run_id)
     assert url.startswith("https://ccip.example.org/ccip/runs/vlass_se_cube/manual__2026-12-04T10%3A00%3A00")
     assert url in body and "spw group 4,5 failed: FaultInjectedError: drill" in body
