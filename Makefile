@@ -2,7 +2,7 @@
 #   make demo   set up, simulate a small field, run it through Airflow, end with the weblog's URL
 #               (make demo KEEP=1: leave the Airflow UI running to look at the run)
 #   make test   set up, then the whole test suite
-#   make distributed-test  the DAG on CeleryExecutor/PostgreSQL/Redis with two workers, with a worker killed
+#   make distributed-test  the DAG on CeleryExecutor/PostgreSQL/Redis with four workers: the fault drills (a worker killed, one frozen, an API outage)
 #   make airflow  the Airflow UI on localhost:8080 with the project's DAGs
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -70,7 +70,7 @@ demo: casa-config airflow-db simulate
 test: casa-config
 	$(PY) -m pytest -ra tests
 
-distributed-test: casa-config  # CeleryExecutor + PostgreSQL + Redis + 2 workers on loopback (also in make test)
+distributed-test: casa-config  # CeleryExecutor + PostgreSQL + Redis + 4 workers on loopback, the fault drills (also in make test)
 	$(PY) -m pytest -ra -s tests/distributed
 
 test-fast: casa-config

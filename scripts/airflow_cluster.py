@@ -85,6 +85,7 @@ class Cluster:
         self.imaging_slots = imaging_slots
         self.extra_env = extra_env or {}
         self.procs: dict[str, subprocess.Popen] = {}
+        self.args: dict[str, tuple[list[str], dict | None]] = {}
         self.pg_started = False
         self.host = socket.gethostname()
         self.worker_names = [f"worker{i + 1}" for i in range(n_workers)]
@@ -241,6 +242,7 @@ class Cluster:
         return env
 
     def _spawn(self, name: str, args: list[str], env: dict | None = None):
+        self.args[name] = (args, env)
         log = self.logs / f"{name}.log"
         with open(log, "ab") as fh:
             self.procs[name] = subprocess.Popen([airflow_bin(), *args], stdout=fh,
@@ -290,6 +292,27 @@ class Cluster:
             p.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+
+    def outage(self, name: str = "api-server") -> None:
+        """Stop a component (SIGTERM, then SIGKILL), as a crashed or redeployed host would lose it."""
+        self.kill_group(name, signal.SIGTERM, grace=10)
+
+    def restart(self, name: str = "api-server", timeout: float = 180) -> None:
+        """Start a stopped component again, as it was started (same port and settings)."""
+        args, env = self.args[name]
+        self._spawn(name, args, env)
+        wait_for(self._healthy, timeout, f"{name} after its restart", self.procs[name], self.logs / f"{name}.log")
+
+    def signal_tree(self, name: str, sig) -> set[int]:
+        """Send ``sig`` to a component and every process group it started, nothing else: SIGSTOP
+        freezes a worker with its tasks as a hung host or a network partition would (the scheduler
+        stops hearing from them), SIGCONT thaws it. Returns the process groups signalled."""
+        p = self.procs.get(name)
+        if p is None:
+            return set()
+        groups = (_tree_pgids(p.pid) | {p.pid}) - {os.getpgid(0)}
+        _signal_groups(groups, sig)
+        return groups
 
     def alive(self, name: str) -> bool:
         p = self.procs.get(name)
