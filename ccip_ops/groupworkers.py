@@ -54,6 +54,24 @@ def _children_skip_main():
         main.__dict__.update(saved)
 
 
+@contextlib.contextmanager
+def _children_allowed():
+    """A Celery worker's task runs in a process forked from the worker's pool process, which
+    multiprocessing takes for a daemon: it refuses to start children there ("daemonic processes are
+    not allowed to have children", every parallel fan-in task failed on the Celery cluster). The flag
+    is lifted while the group workers start; they are joined before the task goes on (the executor's
+    context), which is what the rule protects."""
+    cfg = multiprocessing.current_process()._config
+    daemon = cfg.get("daemon")
+    if daemon:
+        cfg["daemon"] = False
+    try:
+        yield
+    finally:
+        if daemon:
+            cfg["daemon"] = daemon
+
+
 def parallel_map(fn: Callable, items: Sequence[tuple], workers: int = 1) -> list[tuple[bool, object]]:
     """``[(True, fn(*args)) or (False, 'error text')]`` for each ``args`` in ``items``, in their order;
     ``workers`` (at most one per item) processes at once. ``fn`` must be a module-level function."""
@@ -73,7 +91,7 @@ def parallel_map(fn: Callable, items: Sequence[tuple], workers: int = 1) -> list
     threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // n))
     with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
                              initargs=(logging.getLogger("ccip").getEffectiveLevel(), threads)) as ex:
-        with _children_skip_main():  # the workers start on submit (spawn: on demand, at most n)
+        with _children_skip_main(), _children_allowed():  # the workers start on submit (spawn: on demand, at most n)
             futures = [ex.submit(_call, fn, args) for args in items]
         return [f.result() for f in futures]
 

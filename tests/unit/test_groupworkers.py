@@ -14,3 +14,23 @@ def test_workers_do_not_run_the_parents_main_script(tmp_path, monkeypatch):
     out = groupworkers.parallel_map(divmod, [(7, 2), (9, 4), (5, 5)], workers=2)
     assert out == [(True, (3, 1)), (True, (2, 1)), (True, (1, 0))]
     assert main.__file__ == str(script)  # restored after the workers started
+
+
+def test_workers_start_in_a_daemonic_process_as_a_celery_task_is():
+    """A Celery worker's pool process is daemonic for multiprocessing; its tasks must still start
+    group workers (Dec 6: every parallel fan-in task failed there with "daemonic processes are not
+    allowed to have children"), and the flag is restored afterwards."""
+    import multiprocessing
+
+    cfg = multiprocessing.current_process()._config
+    before = cfg.get("daemon")
+    cfg["daemon"] = True
+    try:
+        out = groupworkers.parallel_map(divmod, [(7, 2), (9, 4)], workers=2)
+        assert cfg["daemon"] is True
+    finally:
+        if before is None:
+            cfg.pop("daemon", None)
+        else:
+            cfg["daemon"] = before
+    assert out == [(True, (3, 1)), (True, (2, 1))]
