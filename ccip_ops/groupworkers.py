@@ -58,18 +58,27 @@ def _children_skip_main():
 def _children_allowed():
     """A Celery worker's task runs in a process forked from the worker's pool process, which
     multiprocessing takes for a daemon: it refuses to start children there ("daemonic processes are
-    not allowed to have children", every parallel fan-in task failed on the Celery cluster). The flag
-    is lifted while the group workers start; they are joined before the task goes on (the executor's
-    context), which is what the rule protects."""
+    not allowed to have children", every parallel fan-in task failed on the Celery cluster), and whose
+    authkey is billiard's, which refuses to be pickled for a spawned child. Both are set as plain
+    multiprocessing's while the group workers start; they are joined before the task goes on (the
+    executor's context), which is what the daemon rule protects."""
+    from multiprocessing.process import AuthenticationString
+
     cfg = multiprocessing.current_process()._config
-    daemon = cfg.get("daemon")
+    daemon, authkey = cfg.get("daemon"), cfg.get("authkey")
     if daemon:
         cfg["daemon"] = False
+    # billiard's own authkey type refuses to be pickled into the spawned workers' start-up data
+    foreign_key = authkey is not None and type(authkey) is not AuthenticationString
+    if foreign_key:
+        cfg["authkey"] = AuthenticationString(bytes(authkey))
     try:
         yield
     finally:
         if daemon:
             cfg["daemon"] = daemon
+        if foreign_key:
+            cfg["authkey"] = authkey
 
 
 def parallel_map(fn: Callable, items: Sequence[tuple], workers: int = 1) -> list[tuple[bool, object]]:

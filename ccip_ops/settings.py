@@ -109,8 +109,8 @@ def fanin_slots(env=None) -> int:
     """Slots of the ``casa_imaging`` pool a fan-in task holds = spw groups it works on at once:
     ``$CCIP_FANIN_SLOTS``, at most the pool's size (:func:`pool_size`: a task that asks for more
     slots than the pool has would never be scheduled). Default 1, the groups one after another in
-    the task's own process: the parallel fan-in (spawned group workers) is opt-in until it has been
-    shown on the Celery cluster, where its first try failed (pbcor, December 2026)."""
+    the task's own process: the parallel fan-in (spawned group workers; on the Celery cluster since
+    December 6, 2026) is opt-in until its speed-up is measured."""
     pool = pool_size(env)[0]
     return min(positive_int("CCIP_FANIN_SLOTS", "spw groups a fan-in task works on at once", env) or 1, pool)
 

@@ -19,8 +19,9 @@ One run of the field, with the drills of issue 16 in it:
   refused, and the group's next try resumes from its checkpoint or takes its finished result;
 - (c) once the frozen group's retry has started the worker is thawed: the zombie try stops at its
   next step and overwrites nothing;
-- the run completes with products equal to the embedded run's (dag.test(), the serial_run
-  fixture) file for file, pixel for pixel, and each group's accepted result is its last try's.
+- the fan-in tasks hold two imaging slots each and work on two groups at once (``CCIP_FANIN_SLOTS=2``);
+- the run completes with products equal to the embedded run's (the serial_run fixture, one group
+  at a time) file for file, pixel for pixel, and each group's accepted result is its last try's.
 
 Skips only when PostgreSQL's or Redis's server binaries are missing (.ci/run installs them).
 """
@@ -63,7 +64,9 @@ def cluster(tiny_field):
     # tokens live 5 s (+ Airflow's 10 s leeway) instead of the deployment's hour, so that an API-server
     # outage of OUTAGE_S outlives them while staying shorter than the heartbeat timeout
     with ac.Cluster(n_workers=4, heartbeat_timeout=HEARTBEAT_TIMEOUT_S, imaging_slots=4,
-                    extra_env={"CCIP_WORKER_SLOTS": "4", "AIRFLOW__EXECUTION_API__JWT_EXPIRATION_TIME": "5"},
+                    extra_env={"CCIP_WORKER_SLOTS": "4", "AIRFLOW__EXECUTION_API__JWT_EXPIRATION_TIME": "5",
+                               # the fan-in tasks hold two imaging slots each and work on two groups at once
+                               "CCIP_FANIN_SLOTS": "2"},
                     logs_to=TEST_HOME / "cluster-logs") as c:
         print(f"\ncluster up in {time.time() - t0:.0f} s (logs: {c.logs})")
         api = c.api()
@@ -230,6 +233,13 @@ def test_run_survives_a_killed_and_a_frozen_worker_and_never_starves_other_runs(
             for t in (victim, zombie, third)]
     assert all(_ts(t["start_date"]) <= started < _ts(t["end_date"]) for t in held), \
         (started, [(t["start_date"], t["end_date"]) for t in held])
+
+    # the fan-in worked on two groups at once in each task (spawned group workers inside a Celery
+    # task), holding two slots of the pool; its products are compared with the serial run's below
+    for step in ("pbcor", "rmsimages", "cutouts", "export"):
+        ti = _ti(api, run_id, step)
+        assert ti["pool_slots"] == 2, (step, ti)
+        assert "2 processes at once" in api.task_log(DAG_ID, run_id, step, ti["try_number"]), step
 
     imaging = _imaging(api, run_id)
     assert len(imaging) == 3 and all(t["state"] == "success" for t in imaging)  # 4 groups, one fully flagged

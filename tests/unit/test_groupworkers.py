@@ -19,16 +19,22 @@ def test_workers_do_not_run_the_parents_main_script(tmp_path, monkeypatch):
 def test_workers_start_in_a_daemonic_process_as_a_celery_task_is():
     """A Celery worker's pool process is daemonic for multiprocessing; its tasks must still start
     group workers (Dec 6: every parallel fan-in task failed there with "daemonic processes are not
-    allowed to have children"), and the flag is restored afterwards."""
+    allowed to have children", then "Pickling an AuthenticationString object is disallowed"), and
+    both are restored afterwards."""
     import multiprocessing
 
+    class BilliardKey(bytes):  # billiard's AuthenticationString: refuses pickling outside its own spawn
+        def __reduce__(self):
+            raise TypeError("Pickling an AuthenticationString object is disallowed for security reasons")
+
     cfg = multiprocessing.current_process()._config
-    before = cfg.get("daemon")
-    cfg["daemon"] = True
+    before, key = cfg.get("daemon"), cfg["authkey"]
+    cfg["daemon"], cfg["authkey"] = True, BilliardKey(bytes(key))
     try:
         out = groupworkers.parallel_map(divmod, [(7, 2), (9, 4)], workers=2)
-        assert cfg["daemon"] is True
+        assert cfg["daemon"] is True and type(cfg["authkey"]) is BilliardKey
     finally:
+        cfg["authkey"] = key
         if before is None:
             cfg.pop("daemon", None)
         else:
