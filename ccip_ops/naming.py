@@ -200,7 +200,8 @@ def split_vis(pims_root: str) -> str:
 
 
 def ms_root(vis_name: str) -> str:
-    return vis_name[: -len(".ms")] if vis_name.endswith(".ms") else vis_name
+    """``<name>`` of a MeasurementSet ``<name>.ms`` (a name without ``.ms`` as it is)."""
+    return vis_name.removesuffix(".ms")
 
 
 def flag_template(vis_name: str) -> str:

@@ -32,19 +32,18 @@ import hashlib
 import json
 import logging
 import os
-import re
 import secrets
 import shutil
 import time
 from pathlib import Path
 
 from .exceptions import CcipError
+from .naming import parse_product
 from .runtree import RunTree, read_json, remove, write_json
 
 
 log = logging.getLogger("ccip")
 CHECKPOINT = "checkpoint.json"
-_ITER = re.compile(r"\.iter([0-9]+)\.")
 
 
 class SupersededTryError(CcipError):
@@ -57,6 +56,13 @@ def claim_path(tree: RunTree, label: str) -> Path:
 
 def scratch(tree: RunTree, label: str, try_number: int) -> Path:
     return tree.working / "tries" / label / f"try{try_number}"
+
+
+def _earlier(tree: RunTree, label: str, try_number: int) -> list[tuple[int, Path]]:
+    """(number, folder) of the group's tries before ``try_number`` that left a folder (:func:`scratch`)."""
+    root = tree.working / "tries" / label
+    found = [(d.name[len("try"):], d) for d in (root.glob("try*") if root.is_dir() else [])]
+    return [(int(n), d) for n, d in found if n.isdigit() and int(n) < try_number]
 
 
 def claim(tree: RunTree, label: str, try_number: int) -> str:
@@ -122,8 +128,11 @@ def checkpoint(src: Path, step: int, fp: str, try_number: int, **state) -> None:
 
 
 def _iteration(name: str) -> int | None:
-    m = _ITER.search(name)
-    return int(m.group(1)) if m else None
+    """The iteration of a CCIP product in a try's folder (None for anything else)."""
+    try:
+        return parse_product(name).iteration
+    except ValueError:
+        return None
 
 
 def _copy_state(src: Path, dst: Path, step: int) -> None:
@@ -140,14 +149,12 @@ def _copy_state(src: Path, dst: Path, step: int) -> None:
 def adopt(tree: RunTree, label: str, try_number: int, fp: str, dst: Path) -> dict | None:
     """Copy the most advanced checkpoint of an earlier try of this target into ``dst`` (this try's
     empty folder); its record (with ``from_try``), or None when there is none to resume from."""
-    root = tree.working / "tries" / label
     for _ in range(3):  # an earlier try still running may complete a step while we copy: once more
         found = []
-        for d in (root.glob("try*") if root.is_dir() else []):
+        for n, d in _earlier(tree, label, try_number):
             ck = read_json(d / CHECKPOINT)
-            n = d.name[3:]
-            if ck and n.isdigit() and int(n) < try_number and ck.get("fingerprint") == fp:
-                found.append((ck["step"], int(n), d, ck))
+            if ck and ck.get("fingerprint") == fp:
+                found.append((ck["step"], n, d, ck))
         if not found:
             return None
         step, n, src, ck = max(found, key=lambda f: (f[0], f[1]))
@@ -167,10 +174,8 @@ def adopt(tree: RunTree, label: str, try_number: int, fp: str, dst: Path) -> dic
 def discard_earlier(tree: RunTree, label: str, try_number: int) -> None:
     """Remove the folders of the tries before ``try_number`` (killed ones leave theirs behind; one
     still running finds its folder gone and stops)."""
-    root = tree.working / "tries" / label
-    for d in (root.glob("try*") if root.is_dir() else []):
-        if d.name[3:].isdigit() and int(d.name[3:]) < try_number:
-            remove(d)
+    for _, d in _earlier(tree, label, try_number):
+        remove(d)
 
 
 def completed(tree: RunTree, label: str, fp: str, result_json: dict | None) -> dict | None:

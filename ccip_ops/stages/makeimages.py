@@ -205,12 +205,11 @@ def image_group(tree: RunTree, target: ImagingTarget, try_number: int = 1) -> Im
             log.warning("spw group %s: resuming from try %d's checkpoint after iter%d: iterations 0-%d are not "
                         "run again", target.group, resumed["from_try"], resumed["step"], resumed["step"])
         else:
-            first, earlier_calls = 0, []
+            first, earlier_calls = 1, []
             casa("tclean", **H.tclean_args(target, vis, str(s / names.iteration_root(0)), 0, None))
             ensure_beams(s, names.iteration_root(0))
             if last:
                 tries.checkpoint(s, 0, fp, try_number, masks=info["masks"], calls=casa.records())
-            first = 1
         for n, m in enumerate(target.masks, start=1):
             if n < first:
                 continue

@@ -25,9 +25,11 @@ class FakeCasa:
 
     hook = None
     die_at = None  # the n-th tclean call of the try never returns (its task killed)
+    instances = []  # every Casa a try made, in order
 
     def __init__(self, w, label):
         self.calls = []
+        FakeCasa.instances.append(self)
 
     def __call__(self, task, imagename=None, **kw):
         self.calls.append(task)
@@ -65,6 +67,7 @@ def fake_casa(monkeypatch):
     monkeypatch.setattr(makeimages.casaimage, "beam", lambda p: None)
     FakeCasa.hook = None
     FakeCasa.die_at = None
+    FakeCasa.instances = []
 
 
 def _run(tree, t, n):
@@ -96,22 +99,11 @@ def test_a_superseded_try_stops_at_its_next_iteration_step(tmp_path, fake_casa):
     """A zombie that resumes mid-sequence (a thawed worker) runs no further tclean once a later try owns
     the group: at VLASS size that is hours of CASA not spent, and nothing of it written."""
     tree = RunTree(tmp_path / "run").make()
-    t = ImagingTarget.from_json({**_target().to_json(), "masks": ["pb", "pb", "pb"]})
-    casas = []
-    real_init = FakeCasa.__init__
-
-    def init(self, w, label):
-        real_init(self, w, label)
-        casas.append(self)
-
-    FakeCasa.__init__ = init
-    try:
-        FakeCasa.hook = lambda: tries.claim(tree, t.label, 2)  # during try 1's iter0 a retry takes over
-        with pytest.raises(tries.SupersededTryError, match="superseded by try 2"):
-            _run(tree, t, 1)
-    finally:
-        FakeCasa.__init__ = real_init
-    assert casas[0].calls == ["tclean"]  # iter0 only: none of iter1..iter3 ran
+    t = _steps_target()
+    FakeCasa.hook = lambda: tries.claim(tree, t.label, 2)  # during try 1's iter0 a retry takes over
+    with pytest.raises(tries.SupersededTryError, match="superseded by try 2"):
+        _run(tree, t, 1)
+    assert FakeCasa.instances[0].calls == ["tclean"]  # iter0 only: none of iter1..iter3 ran
     assert not list(tree.working.glob(t.names.imagename + ".*"))
     # its completed iter0 stays for the live try 2, which resumes from it and then removes it
     assert (tree.working / "tries" / t.label / "try1" / tries.CHECKPOINT).exists()
@@ -176,14 +168,9 @@ def test_a_retry_resumes_after_the_last_completed_step_of_a_killed_try(tmp_path,
         _run(tree, t, 1)
     s1 = tree.working / "tries" / t.label / "try1"
     assert (s1 / tries.CHECKPOINT).exists()
-    casas = []
-    real_init = FakeCasa.__init__
-    FakeCasa.__init__ = lambda self, w, label: (real_init(self, w, label), casas.append(self))[0]
-    try:
-        r2 = _run(tree, t, 2)
-    finally:
-        FakeCasa.__init__ = real_init
-    assert casas[0].calls.count("tclean") == 2  # iter2 and iter3
+    FakeCasa.instances = []
+    r2 = _run(tree, t, 2)
+    assert FakeCasa.instances[0].calls.count("tclean") == 2  # iter2 and iter3
     assert r2.qa["try"]["resumed_from"] == {"try": 1, "after_iteration": 1}
     assert [c["who"] for c in r2.tclean_calls if c["task"] == "tclean"] == ["try1", "try1", "try2", "try2"]
     assert _who(tree, t, "image", 1) == "try1" and _who(tree, t, "image", 3) == "try2"
@@ -260,14 +247,9 @@ def test_a_try_that_finished_but_was_not_recorded_is_taken_not_redone(tmp_path, 
     tree = RunTree(tmp_path / "run").make()
     t = _steps_target()
     r1 = _run(tree, t, 1)
-    casas = []
-    real_init = FakeCasa.__init__
-    FakeCasa.__init__ = lambda self, w, label: (real_init(self, w, label), casas.append(self))[0]
-    try:
-        r2 = _run(tree, t, 2)
-    finally:
-        FakeCasa.__init__ = real_init
-    assert not casas  # no CASA at all
+    FakeCasa.instances = []
+    r2 = _run(tree, t, 2)
+    assert not FakeCasa.instances  # no CASA at all
     assert r2.qa["try"]["number"] == 2 and r2.qa["try"]["adopted_from"]["try"] == 1
     assert r2.images == r1.images and _who(tree, t, "image", 3) == "try1"
     assert fanin.collect(tree, [t], [r2]).results[0].qa["try"]["number"] == 2
