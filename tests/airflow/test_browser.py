@@ -125,7 +125,8 @@ def test_trigger_from_the_form_and_read_the_weblog_in_the_ui(standalone, browser
     wait.until(EC.element_to_be_clickable((By.XPATH, "//button[normalize-space()='Trigger']"))).click()
     field = wait.until(EC.presence_of_element_located((By.ID, "element_field_id")))
     dialog = lambda: d.find_elements(By.XPATH, "//*[@role='dialog']")[-1]  # noqa: E731
-    form = dialog().text
+    # the form's text arrives after its first field (seen empty once, coming from a task's log page)
+    form = wait.until(lambda d: "VLASS field id" in dialog().text and dialog().text)
     assert "VLASS field id" in form and "tile and phase-centre token" in form and "imaging overrides" in form
 
     def trigger():  # a click by script: the "Failed to Trigger" toast may cover the button
