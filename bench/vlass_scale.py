@@ -8,14 +8,18 @@ model and weight, which no later stage reads, are left out to save disk), then r
 cutouts, analyzestokes, export and the weblog, each in a fresh process as a DAG task would, and
 reports per stage the wall time and the peak RSS: of the stage's own process, of its largest worker
 process, and of all its processes together (sampled every 0.2 s). Per group: each CASA call's wall and
-peak RSS from ``casa_commands.log``.
+peak RSS from ``casa_commands.log``. With ``--slots 1 k``: issue 15's parallel check, the fan-in's wall
+with k slots against 1.2 x its serial wall / k plus a fixed part measured on the smallest groups
+(:func:`parallel`).
 
 The geometry is VLASS's at every N: a 2 deg image (cell = 0.6" x 12500 / N, beam 2.5" x 12500 / N at
 3 GHz), so its cutout is 1 deg + 2' (6200² at 12500²) and the rms box spans ~100 pixels (NRAO's 60"
 at N = 12500; the coarse-cell rule below that, 60" x bmaj / 3.75"). The observation times export
-writes into the headers are read from the simulated ``tiny`` field's MS (simulated once if absent).
+writes into the headers are read from the simulated ``tiny`` field's MS (simulated once if absent). With ``--vlass-cell``
+(0.6" and 2.5" at every N, a field N x 0.6" wide) every group has the same 60" box.
 
-    nice python bench/vlass_scale.py --config 3125x1 3125x2 3125x3 6250x1 12500x1 [--slots 1] [--keep]
+    nice python bench/vlass_scale.py --config 3125x1 3125x2 3125x3 6250x1 12500x1 [--slots 1 2] [--rounds 3]
+        [--share-pixels] [--cold] [--vlass-cell] [--keep]
 Writes bench/results/vlass_scale.json (configurations not re-run are kept from the previous result).
 On demand only, never part of ``make test``: a 12500² group needs ~27 GB of disk and ~10 min per stage.
 """
@@ -130,7 +134,8 @@ def _stand_in_rms(tree, results, slots) -> None:
     fanin.save(tree, replace(fan, results=tuple(out)))
 
 
-def run_config(n: int, groups: int, slots: int, archive: Path, keep: bool, rms_limit_s: float | None = None) -> dict:
+def run_config(n: int, groups: int, slots: int, archive: Path, keep: bool, rms_limit_s: float | None = None,
+               share_pixels: bool = False, cold: bool = False, vlass_cell: bool = False) -> dict:
     from ccip_ops import casa_env, fanin
     from ccip_ops.model import FanIn, RunContext, RunParams
     from ccip_ops.runtree import RunTree
@@ -142,10 +147,12 @@ def run_config(n: int, groups: int, slots: int, archive: Path, keep: bool, rms_l
     if tree.root.exists():
         shutil.rmtree(tree.root)
     tree.make()
-    scale = VLASS_N / n
+    scale = 1.0 if vlass_cell else VLASS_N / n  # --vlass-cell: 0.6" at any N, a field N x 0.6" wide
     t0 = time.time()
-    res = [write_group(tree, k, n, cell_arcsec=VLASS_CELL * scale, beam_arcsec=VLASS_BEAM * scale, seed=k, light=True)
-           for k in range(groups)]
+    res = []
+    for k in range(groups):  # --share-pixels: groups after the first hard-link its pixel files (disk)
+        res.append(write_group(tree, k, n, cell_arcsec=VLASS_CELL * scale, beam_arcsec=VLASS_BEAM * scale, seed=k,
+                               light=True, pixels_from=res[0] if share_pixels and res else None))
     write_s = time.time() - t0
     print(f"  N={n} G={groups}: products written in {write_s:.0f} s", flush=True)
     casa_env.set_log(tree.working / "bench.casa.log")
@@ -161,6 +168,8 @@ def run_config(n: int, groups: int, slots: int, archive: Path, keep: bool, rms_l
             from dataclasses import replace as _replace
 
             ctx = _replace(ctx, vis=str(vis))
+        if cold:
+            _evict(tree.root)
         t0 = time.time()
         logf = tree.root.parent / f"{run_id}.{step}.out"
         with open(logf, "w") as fh:
@@ -192,12 +201,95 @@ def run_config(n: int, groups: int, slots: int, archive: Path, keep: bool, rms_l
             raise SystemExit(f"{step} failed at N={n}, G={groups}")
         stages[step] = row
         print(f"  N={n} G={groups} k={slots} {step}: {stages[step]}", flush=True)
-    du = sum(f.stat().st_size for f in tree.root.rglob("*") if f.is_file())
+    inodes = {(st.st_dev, st.st_ino): st.st_size for st in (f.stat() for f in tree.root.rglob("*") if f.is_file())}
+    du = sum(inodes.values())  # a hard-linked pixel file (--share-pixels) once
     out = {"n": n, "groups": groups, "slots": slots, "cell_arcsec": VLASS_CELL * scale, "write_s": round(write_s, 1),
+           "share_pixels": share_pixels, "cold": cold,
            "disk_gb": round(du / 1e9, 1), "stages": stages, "casa_calls": _casa_calls(tree.working / "casa_commands.log"),
            "rms_box": [r.get("rms_box") for r in _rms_boxes(tree)], "at": now()}
     if not keep:
         shutil.rmtree(tree.root)
+    return out
+
+
+def _evict(root: Path) -> None:
+    """The run tree's files out of the page cache (written back first), CASA's libraries left in it."""
+    import os
+
+    for f in root.rglob("*"):
+        if f.is_file():
+            fd = os.open(f, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def combine(runs: list[dict]) -> dict:
+    """Several runs of one configuration: per stage the median wall (each run's in ``wall_s_rounds``)
+    and the largest peak RSS; the CASA calls of each run."""
+    from _common import median
+
+    if len(runs) == 1:
+        return runs[0]
+    c = dict(runs[-1], rounds=len(runs), write_s=median([r["write_s"] for r in runs]),
+             casa_calls_rounds=[r["casa_calls"] for r in runs])
+    c["stages"] = {}
+    for step in STEPS:
+        rows = [r["stages"][step] for r in runs]
+        walls = [stage_wall(r, step) for r in runs]
+        c["stages"][step] = {"wall_s": round(median(walls), 1), "wall_s_rounds": walls,
+                             **{k: max(x[k] for x in rows) for k in ("peak_rss_mb", "largest_worker_mb", "all_processes_mb")}}
+    return c
+
+
+FANIN = STEPS[:-1]  # pbcor to export work on the groups; the weblog is one process over all of them
+
+
+def _fanin_wall(c: dict) -> float:
+    return sum(stage_wall(c, s) for s in FANIN)
+
+
+def _imdev(c: dict) -> dict:
+    """Each group's imdev wall (the rms stage's one long CASA call), median over the runs."""
+    from _common import median
+
+    per: dict[str, list] = {}
+    for calls in c.get("casa_calls_rounds") or [c["casa_calls"]]:
+        for x in calls:
+            if x["task"] == "imdev":
+                per.setdefault(x["stage"].split(".", 1)[1], []).append(x["wall_s"])
+    return {g: round(median(w), 1) for g, w in sorted(per.items())}
+
+
+def parallel(configs: list[dict]) -> dict:
+    """For each size and group count measured with k = 1 and k > 1: the fan-in's wall (pbcor to
+    export, each stage in its own process as a DAG task) serially, S, and with k slots, P; P / (S/k);
+    and issue 15's check P <= 1.2 x S/k + fixed. The fixed part is measured, not fitted: P - S/k on the
+    smallest groups run with the same k (there each group's own work is a second or so, so what
+    remains is starting k spawned workers that import CASA, and handing the results back). Each
+    group's imdev alone and with k slots shows whether the groups slowed each other down; when the
+    groups differ in size, the longest bounds P from below however they are scheduled."""
+    by = {(c["n"], c["groups"], c["slots"]): c for c in configs}
+    pairs = sorted(key for key in by if key[2] > 1 and (key[0], key[1], 1) in by)
+    if not pairs:
+        return {}
+    fixed = {}
+    for n, g, k in sorted(pairs):  # the smallest size measured with this k
+        fixed.setdefault(k, (f"{n}x{g}", _fanin_wall(by[n, g, k]) - _fanin_wall(by[n, g, 1]) / k))
+    out = {}
+    for n, g, k in pairs:
+        one, many = by[n, g, 1], by[n, g, k]
+        s, p = _fanin_wall(one), _fanin_wall(many)
+        src, f = fixed[k]
+        bound = 1.2 * s / k + f
+        out[f"{n}x{g} k={k}"] = {
+            "serial_s": round(s, 1), "parallel_s": round(p, 1), "ratio_to_serial_over_k": round(p / (s / k), 3),
+            "fixed_s": round(f, 1), "fixed_measured_at": src, "bound_s": round(bound, 1), "within": p <= bound,
+            "rounds": [one.get("rounds", 1), many.get("rounds", 1)],
+            "stages": {st: [stage_wall(one, st), stage_wall(many, st)] for st in FANIN},
+            "imdev_alone_s": _imdev(one), "imdev_with_k_s": _imdev(many)}
     return out
 
 
@@ -257,6 +349,15 @@ def main(argv=None) -> int:
                     help="stop the rms stage after this long and estimate its wall from imdev's progress meter")
     ap.add_argument("--name", default="vlass_scale", help="bench/results/<name>.json")
     ap.add_argument("--merge", nargs="*", default=[], help="also summarise bench/results/<name>.json of these")
+    ap.add_argument("--rounds", type=int, default=1, help="runs of each configuration (walls: medians)")
+    ap.add_argument("--share-pixels", action="store_true",
+                    help="groups after the first hard-link its pixel files (3 groups at 12500² in ~50 GB)")
+    ap.add_argument("--vlass-cell", action="store_true",
+                    help="VLASS's 0.6\" cell and 2.5\" beam at every N (a smaller field, NRAO's 60\" rms box in every "
+                         "group, so the groups' rms work is equal) instead of VLASS's 2 deg field at a coarser cell")
+    ap.add_argument("--cold", action="store_true",
+                    help="before each stage, the run tree's files leave the page cache: every stage reads its inputs "
+                         "from disk, as a VLASS field's would be (CASA's libraries stay cached, as on a worker)")
     a = ap.parse_args(argv)
     m, before = machine(), load()
     prev = RESULTS / f"{a.name}.json"
@@ -268,21 +369,28 @@ def main(argv=None) -> int:
     def save():
         configs = sorted(keyed.values(), key=lambda c: (c["n"], c["groups"], c["slots"]))
         result = {"machine": m, "load_before": before, "load_after": load(), "configs": configs,
-                  "extrapolation": extrapolate(configs)}
+                  "extrapolation": extrapolate(configs), "parallel": parallel(configs)}
         return write_result(a.name, result), result, configs
 
-    for spec in a.config:  # the result is written after each configuration: an interruption keeps the rest
+    runs: dict[tuple, list] = {}
+    for spec in a.config:  # the result is written after each run: an interruption keeps the rest
         n, g = map(int, spec.lower().split("x"))
-        for k in a.slots:
-            c = run_config(n, g, k, a.archive, a.keep, a.rms_limit_s)
-            keyed[(n, g, k)] = c
-            save()
+        for _ in range(a.rounds):  # k = 1 and k > 1 alternate, so both meet the same machine
+            for k in a.slots:
+                runs.setdefault((n, g, k), []).append(
+                    run_config(n, g, k, a.archive, a.keep, a.rms_limit_s, a.share_pixels, a.cold, a.vlass_cell))
+                keyed[(n, g, k)] = combine(runs[(n, g, k)])
+                save()
     out, result, configs = save()
     print(header("fan-in at VLASS size (synthetic products)", m, before, result["load_after"]))
     rows = [(c["n"], c["groups"], c["slots"], s, round(stage_wall(c, s), 1), c["stages"][s]["peak_rss_mb"],
              c["stages"][s]["largest_worker_mb"], c["stages"][s]["all_processes_mb"]) for c in configs for s in STEPS]
     print(table(("N", "groups", "k", "stage", "wall s", "RSS MB", "worker MB", "all MB"), rows))
     print(json.dumps(result["extrapolation"], indent=1))
+    if result["parallel"]:
+        print(table(("config", "serial s", "k slots s", "/ (serial/k)", "fixed s", "bound s", "within"),
+                    [(key, p["serial_s"], p["parallel_s"], p["ratio_to_serial_over_k"], p["fixed_s"], p["bound_s"],
+                      p["within"]) for key, p in result["parallel"].items()]))
     print(f"written {out}")
     return 0
 

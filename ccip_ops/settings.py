@@ -9,8 +9,8 @@ distributed Airflow (``scripts/``, ``docker/``) read the same names.
   CASA processes run on the workers at once (``CCIP_IMAGING_SLOTS``, default one per core);
 - how many spw groups each fan-in task (pbcor, rms images, cutouts, analysis, export) works on at
   once: it holds as many slots of the same pool (``CCIP_FANIN_SLOTS``, default 1, never more than
-  the pool's size: a task holding more slots than the pool has would never run); the serial
-  runner uses the same number of processes;
+  the pool's size: a task holding more slots than the pool has would never run; see
+  :func:`fanin_slots` for why 1); the serial runner uses the same number of processes;
 - how often a running CASA call says it is still running in the task log
   (``CCIP_CASA_HEARTBEAT_S``, default 300 s; 0 turns the heartbeat off);
 - how long a whole run may take (``CCIP_RUN_TIMEOUT_H``, the DAG's ``dagrun_timeout``; default
@@ -109,8 +109,11 @@ def fanin_slots(env=None) -> int:
     """Slots of the ``casa_imaging`` pool a fan-in task holds = spw groups it works on at once:
     ``$CCIP_FANIN_SLOTS``, at most the pool's size (:func:`pool_size`: a task that asks for more
     slots than the pool has would never be scheduled). Default 1, the groups one after another in
-    the task's own process: the parallel fan-in (spawned group workers; on the Celery cluster since
-    December 6, 2026) is opt-in until its speed-up is measured."""
+    the task's own process. The parallel fan-in (spawned group workers) meets its speed-up
+    (``bench/vlass_scale.py --slots 1 2``, README) but stays opt-in: a task that needs k slots is
+    scheduled only when k are free at once, so on a pool that several runs' imaging tasks share it
+    waits behind every one-slot task. Set it to a part of the pool (4 of 16, say) where the fan-in
+    should take the cores it frees."""
     pool = pool_size(env)[0]
     return min(positive_int("CCIP_FANIN_SLOTS", "spw groups a fan-in task works on at once", env) or 1, pool)
 

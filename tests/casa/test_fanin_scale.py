@@ -81,3 +81,25 @@ def test_cutout_statistics_equal_numpy_over_the_cutout(groups):
         want = robust(a[:, :, k, :])
         for key in ("median", "madrms", "max", "min", "peak"):
             assert got[s][key] == pytest.approx(want[key], rel=1e-6, abs=1e-12), (s, key)
+
+
+def test_a_group_sharing_pixels_has_its_own_coordinates_and_leaves_the_first_intact(tmp_path):
+    """bench/vlass_scale.py --share-pixels: a later group's images hard-link the first group's pixel
+    files (no second copy on disk) but carry their own frequency, beam and keywords; a stage writing
+    the later group's products leaves the first group's pixels as they were."""
+    tree = RunTree(tmp_path / "run")
+    first = write_group(tree, 0, 64, cell_arcsec=CELL, beam_arcsec=12.0, nsources=2, light=True)
+    before = _pixels(tree, first.images["image"])
+    later = write_group(tree, 1, 64, cell_arcsec=CELL, beam_arcsec=12.0, nsources=2, light=True, pixels_from=first)
+    for kind in ("image", "residual", "psf", "pb", "mask"):
+        data = [f for f in tree.abs(later.images[kind]).iterdir() if "_TSM" in f.name]
+        assert data and all(f.stat().st_nlink == 2 for f in data), kind
+    np.testing.assert_array_equal(_pixels(tree, later.images["image"]), before)
+    with casaimage.opened(tree.abs(later.images["image"])) as ia:
+        freq = ia.coordsys().referencevalue(type="spectral")["numeric"][0]
+        beam = ia.restoringbeam(polarization=0)["major"]["value"]
+    assert freq == pytest.approx(later.target.reffreq_hz) and freq != pytest.approx(first.target.reffreq_hz)
+    assert beam == pytest.approx(later.beam.bmaj)
+    assert casaimage.miscinfo(tree.abs(later.images["image"]))["VLASSSPW"] == "4~5"
+    pbcor.pbcor_group(tree, later)
+    np.testing.assert_array_equal(_pixels(tree, first.images["image"]), before)
