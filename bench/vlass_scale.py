@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -37,7 +38,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from _common import RESULTS, WORK, header, load, machine, now, table, write_result  # noqa: E402
+from _common import RESULTS, WORK, header, load, machine, median, now, table, write_result  # noqa: E402
 
 FIELD = "T10t02.J005000-023000"
 STEPS = ("pbcor", "rmsimages", "cutouts", "analyzestokes", "export", "weblog")
@@ -147,11 +148,12 @@ def run_config(n: int, groups: int, slots: int, archive: Path, keep: bool, rms_l
     if tree.root.exists():
         shutil.rmtree(tree.root)
     tree.make()
-    scale = 1.0 if vlass_cell else VLASS_N / n  # --vlass-cell: 0.6" at any N, a field N x 0.6" wide
+    cell = VLASS_CELL if vlass_cell else field_cell(n)  # --vlass-cell: 0.6" at any N, a field N x 0.6" wide
+    scale = cell / VLASS_CELL
     t0 = time.time()
     res = []
     for k in range(groups):  # --share-pixels: groups after the first hard-link its pixel files (disk)
-        res.append(write_group(tree, k, n, cell_arcsec=VLASS_CELL * scale, beam_arcsec=VLASS_BEAM * scale, seed=k,
+        res.append(write_group(tree, k, n, cell_arcsec=cell, beam_arcsec=VLASS_BEAM * scale, seed=k,
                                light=True, pixels_from=res[0] if share_pixels and res else None))
     write_s = time.time() - t0
     print(f"  N={n} G={groups}: products written in {write_s:.0f} s", flush=True)
@@ -203,7 +205,7 @@ def run_config(n: int, groups: int, slots: int, archive: Path, keep: bool, rms_l
         print(f"  N={n} G={groups} k={slots} {step}: {stages[step]}", flush=True)
     inodes = {(st.st_dev, st.st_ino): st.st_size for st in (f.stat() for f in tree.root.rglob("*") if f.is_file())}
     du = sum(inodes.values())  # a hard-linked pixel file (--share-pixels) once
-    out = {"n": n, "groups": groups, "slots": slots, "cell_arcsec": VLASS_CELL * scale, "write_s": round(write_s, 1),
+    out = {"n": n, "groups": groups, "slots": slots, "cell_arcsec": cell, "write_s": round(write_s, 1),
            "share_pixels": share_pixels, "cold": cold,
            "disk_gb": round(du / 1e9, 1), "stages": stages, "casa_calls": _casa_calls(tree.working / "casa_commands.log"),
            "rms_box": [r.get("rms_box") for r in _rms_boxes(tree)], "at": now()}
@@ -229,8 +231,6 @@ def _evict(root: Path) -> None:
 def combine(runs: list[dict]) -> dict:
     """Several runs of one configuration: per stage the median wall (each run's in ``wall_s_rounds``)
     and the largest peak RSS; the CASA calls of each run."""
-    from _common import median
-
     if len(runs) == 1:
         return runs[0]
     c = dict(runs[-1], rounds=len(runs), write_s=median([r["write_s"] for r in runs]),
@@ -253,8 +253,6 @@ def _fanin_wall(c: dict) -> float:
 
 def _imdev(c: dict) -> dict:
     """Each group's imdev wall (the rms stage's one long CASA call), median over the runs."""
-    from _common import median
-
     per: dict[str, list] = {}
     for calls in c.get("casa_calls_rounds") or [c["casa_calls"]]:
         for x in calls:
@@ -309,6 +307,11 @@ def stage_wall(c: dict, step: str) -> float:
     return st["wall_s"]
 
 
+def field_cell(n: int) -> float:
+    """The cell of VLASS's 2 deg field on N pixels."""
+    return VLASS_CELL * VLASS_N / n
+
+
 def extrapolate(configs: list[dict]) -> dict:
     """Per stage: the linear fit wall = fixed + per_group x groups over the group counts measured at one
     size (k = 1); the per-group part scaled by pixels to 12500² (each stage's work is per pixel: box
@@ -318,8 +321,8 @@ def extrapolate(configs: list[dict]) -> dict:
 
     out = {}
     multi = {}
-    for c in configs:
-        if c["slots"] == 1:
+    for c in configs:  # scaled by pixels to 12500²: only VLASS's 2 deg field, not a --vlass-cell one
+        if c["slots"] == 1 and math.isclose(c["cell_arcsec"], field_cell(c["n"])):
             multi.setdefault(c["n"], {})[c["groups"]] = c
     n_multi = max((n for n, g in multi.items() if len(g) >= 2), default=None)
     if n_multi is None:

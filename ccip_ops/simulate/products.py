@@ -132,15 +132,12 @@ def write_group(tree: RunTree, k: int, n: int, cell_arcsec: float = 0.6, beam_ar
     kinds = {"image": image, "residual": residual, "psf": psf, "pb": pb, "mask": mask}
     if not light:
         kinds.update(model=zeros, weight=pb)
-    for kind, fn in kinds.items():
+    images = [((kind,), fn) for kind, fn in kinds.items()] + [(("cleanmask", 2), mask)]
+    for key, fn in images:
         if pixels_from is not None:
-            _linked_copy(w / pixels_from.target.names.name(kind), w / names.name(kind), cs)
+            _linked_copy(w / pixels_from.target.names.name(*key), w / names.name(*key), cs)
         else:
-            _write(w / names.name(kind), n, cs, fn)
-    if pixels_from is not None:
-        _linked_copy(w / pixels_from.target.names.name("cleanmask", 2), w / names.name("cleanmask", 2), cs)
-    else:
-        _write(w / names.name("cleanmask", 2), n, cs, mask)
+            _write(w / names.name(*key), n, cs, fn)
     ia = casa_env.tools().image()
     ia.fromshape(str(w / names.name("sumwt")), shape=[1, 1, 4, 1], csys=cs.torecord(), overwrite=True)
     ia.done()
